@@ -1,0 +1,49 @@
+# capaccess: PGXS build.  PG_CONFIG may be overridden: make PG_CONFIG=...
+
+EXTENSION = capaccess
+MODULE_big = capaccess
+OBJS = \
+	src/capaccess.o \
+	src/fnv1a.o \
+	src/gate.o \
+	src/json_api.o \
+	src/slots.o \
+	src/stats.o \
+	src/update.o
+DATA = capaccess--1.0.sql
+PGFILEDESC = "capaccess - per-customer caps without lost updates"
+
+# The library must be preloaded, so every suite runs against a temporary
+# instance of its own, started with regress.conf (installcheck with PGXS
+# cannot use the user's server for this).  Run them as a non-root user.
+REGRESS = setup fnv1a api errors rollback prepare security
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/regress.conf
+
+ISOLATION = gate_commit gate_abort gate_deadlock
+ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/regress.conf
+
+TAP_TESTS = 1
+
+EXTRA_CLEAN = tmp_check tmp_check_iso tmp_check_nopreload output_iso \
+	results regression.diffs regression.out log
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Each suite on its own, so that a test driver can count them separately.
+.PHONY: check-regress check-nopreload check-isolation check-tap
+
+check-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+# The functions without the preload: a second instance, default config.
+check-nopreload:
+	$(pg_regress_installcheck) --temp-instance=./tmp_check_nopreload \
+		--outputdir=./tmp_check_nopreload not_preloaded
+
+check-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+check-tap:
+	$(prove_installcheck)

@@ -1,0 +1,182 @@
+/*-------------------------------------------------------------------------
+ *
+ * capaccess.c
+ *	  Module load, configuration and the shared-memory lifecycle.
+ *
+ * capaccess must be loaded with shared_preload_libraries.  _PG_init then
+ * defines the capaccess.* settings and installs two hooks:
+ *
+ *	- shmem_request_hook asks for one segment sized from
+ *	  capaccess.max_customers and max_connections, and for one named LWLock
+ *	  (used only to serialise deadlock checks, see gate.c);
+ *	- shmem_startup_hook lays the segment out.  It runs in the postmaster at
+ *	  start and again after every crash restart, when the segment is new: all
+ *	  gates are then free and all caches empty, which is right because every
+ *	  transaction that held a gate was aborted by the crash.  Caches are
+ *	  refilled from capaccess.customer as customers are used again.
+ *
+ * When the library was not preloaded, _PG_init does nothing and every SQL
+ * function fails in capaccess_check_loaded().
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/twophase.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+#include "capaccess.h"
+
+PG_MODULE_MAGIC;
+
+#define CAPACCESS_SHMEM_NAME	"capaccess"
+#define CAPACCESS_TRANCHE_NAME	"capaccess"
+
+int			capaccess_max_customers = 10000;
+
+CapaccessShared *capaccess_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+static void capaccess_shmem_request(void);
+static void capaccess_shmem_startup(void);
+
+/* Number of PGPROC entries, so that any pgprocno indexes our proc array. */
+static int
+capaccess_nprocs(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
+static Size
+capaccess_memsize(void)
+{
+	Size		size;
+
+	size = MAXALIGN(sizeof(CapaccessShared));
+	size = add_size(size, capaccess_slots_size(capaccess_max_customers));
+	size = add_size(size, mul_size(capaccess_nprocs(),
+								   MAXALIGN(sizeof(CapaccessProc))));
+	return size;
+}
+
+void
+_PG_init(void)
+{
+	/*
+	 * Loaded any other way, the module only lets CREATE EXTENSION and
+	 * pg_dump work; its functions report that it is not preloaded.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	DefineCustomIntVariable("capaccess.max_customers",
+							"Number of customer slots kept in shared memory.",
+							"Slots of idle customers are reused, so this bounds "
+							"how many customers can be in use at the same time.",
+							&capaccess_max_customers,
+							10000,
+							16,
+							INT_MAX / 2,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("capaccess");
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = capaccess_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = capaccess_shmem_startup;
+
+	capaccess_gate_register_callbacks();
+}
+
+static void
+capaccess_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	RequestAddinShmemSpace(capaccess_memsize());
+	RequestNamedLWLockTranche(CAPACCESS_TRANCHE_NAME, 1);
+}
+
+static void
+capaccess_shmem_startup(void)
+{
+	bool		found;
+	char	   *base;
+	int			nprocs = capaccess_nprocs();
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	/* The segment may be a new one after a crash restart. */
+	capaccess_shared = NULL;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+
+	base = ShmemInitStruct(CAPACCESS_SHMEM_NAME, capaccess_memsize(), &found);
+	capaccess_shared = (CapaccessShared *) base;
+
+	if (!found)
+	{
+		CapaccessCounters *c = &capaccess_shared->counters;
+
+		capaccess_shared->deadlock_lock =
+			&(GetNamedLWLockTranche(CAPACCESS_TRANCHE_NAME))->lock;
+		capaccess_shared->nslots = capaccess_max_customers;
+		capaccess_shared->nprocs = nprocs;
+		capaccess_shared->slots = (CapaccessSlot *)
+			(base + MAXALIGN(sizeof(CapaccessShared)));
+		capaccess_shared->procs = (CapaccessProc *)
+			((char *) capaccess_shared->slots +
+			 capaccess_slots_size(capaccess_max_customers));
+
+		pg_atomic_init_u64(&c->accepted, 0);
+		pg_atomic_init_u64(&c->rejected, 0);
+		pg_atomic_init_u64(&c->fast_rejected, 0);
+		pg_atomic_init_u64(&c->waits, 0);
+		pg_atomic_init_u64(&c->deadlocks, 0);
+		pg_atomic_init_u64(&c->lock_timeouts, 0);
+		pg_atomic_init_u64(&c->evictions, 0);
+
+		capaccess_slots_init(capaccess_shared->slots, capaccess_max_customers);
+
+		for (int i = 0; i < nprocs; i++)
+		{
+			CapaccessProc *p = &capaccess_shared->procs[i];
+
+			p->next = -1;
+			p->prev = -1;
+			p->waiting_for = 0;
+			pg_atomic_init_u32(&p->waiting_slot, 0);
+			pg_atomic_init_u32(&p->granted, 0);
+		}
+	}
+
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Every SQL entry point starts here: without the preload there is no shared
+ * state to work with.
+ */
+void
+capaccess_check_loaded(void)
+{
+	if (capaccess_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("capaccess must be loaded via \"shared_preload_libraries\""),
+				 errhint("Add capaccess to \"shared_preload_libraries\" in postgresql.conf and restart the server.")));
+}

@@ -1,0 +1,153 @@
+/*-------------------------------------------------------------------------
+ *
+ * capaccess.h
+ *	  Shared declarations of the capaccess extension.
+ *
+ * The extension keeps a fixed table of per-customer slots in shared
+ * memory.  Each slot holds a gate (who may update the customer right now,
+ * and who waits for it, in arrival order) and a cache of the customer's
+ * last committed state.  The table capaccess.customer stays the source of
+ * truth: the cache is rebuilt from it whenever it is missing.
+ *
+ * The files:
+ *	  capaccess.c  - _PG_init, GUCs, shared-memory lifecycle
+ *	  slots.c	   - finding, claiming and pinning a customer's slot; the cache
+ *	  gate.c	   - the gate: acquire, wait, hand off, deadlock checks and
+ *					 the transaction callbacks that release it
+ *	  update.c	   - the SQL API (capaccess_update, capaccess_register)
+ *	  json_api.c   - the jsonb form of capaccess_update
+ *	  fnv1a.c	   - FNV-1a and the canonical state encoding
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAPACCESS_H
+#define CAPACCESS_H
+
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+
+/* Longest access text (in bytes) that a slot's cache can hold. */
+#define CAPACCESS_ACCESS_CACHE	48
+
+/* How many slots from its home a customer may be placed at. */
+#define CAPACCESS_PROBE_WINDOW	64
+
+/*
+ * A customer's state as the table holds it.  Used for the slot cache, for
+ * the state staged by a transaction until it commits, and for results.
+ * access_len is -1 when the access text is too long to be cached.
+ */
+typedef struct CapaccessState
+{
+	int64		used;
+	int64		cap;
+	int64		clock;
+	int64		seq;
+	int64		state_hash;
+	bool		seq_isnull;
+	int			access_len;
+	char		access[CAPACCESS_ACCESS_CACHE];
+} CapaccessState;
+
+/* One slot of the shared table.  See slots.c and gate.c for the protocol. */
+typedef struct CapaccessSlot
+{
+	/* identity: generation (32 bits) | pins (24 bits) | state (8 bits) */
+	pg_atomic_uint64 ctl;
+	pg_atomic_uint64 key;		/* customer id, valid while state is ACTIVE */
+	pg_atomic_uint32 claim;		/* insertion latch for customers homed here */
+
+	/* the gate */
+	pg_atomic_uint32 holder;	/* 0 when free, else holder's pgprocno + 1 */
+	slock_t		qlock;			/* protects qhead, qtail and waiters' links */
+	int			qhead;			/* first waiter's pgprocno, or -1 */
+	int			qtail;			/* last waiter's pgprocno, or -1 */
+
+	/* cache of the last committed state, a seqlock */
+	pg_atomic_uint32 version;	/* odd while the cache is being written */
+	bool		loaded;			/* false until the cache holds a state */
+	CapaccessState state;
+} CapaccessSlot;
+
+/* Per-backend node of the wait queues, indexed by pgprocno. */
+typedef struct CapaccessProc
+{
+	int			next;			/* next waiter in the same queue, or -1 */
+	int			prev;			/* previous waiter, or -1 */
+	pg_atomic_uint32 waiting_slot;	/* slot index + 1 waited on, 0 if none */
+	pg_atomic_uint32 granted;	/* set by the releaser that hands us the gate */
+	int64		waiting_for;	/* customer id waited for, for messages */
+} CapaccessProc;
+
+/* Counters shown by capaccess_stats(). */
+typedef struct CapaccessCounters
+{
+	pg_atomic_uint64 accepted;
+	pg_atomic_uint64 rejected;
+	pg_atomic_uint64 fast_rejected;
+	pg_atomic_uint64 waits;
+	pg_atomic_uint64 deadlocks;
+	pg_atomic_uint64 lock_timeouts;
+	pg_atomic_uint64 evictions;
+} CapaccessCounters;
+
+typedef struct CapaccessShared
+{
+	LWLock	   *deadlock_lock;	/* serialises deadlock checks */
+	int			nslots;
+	int			nprocs;
+	CapaccessCounters counters;
+	CapaccessSlot *slots;		/* nslots entries, in this segment */
+	CapaccessProc *procs;		/* nprocs entries, in this segment */
+} CapaccessShared;
+
+/* capaccess.c */
+extern int	capaccess_max_customers;
+extern CapaccessShared *capaccess_shared;
+extern void capaccess_check_loaded(void);
+
+/* slots.c */
+extern Size capaccess_slots_size(int nslots);
+extern void capaccess_slots_init(CapaccessSlot *slots, int nslots);
+extern int	capaccess_slot_pin(int64 customer_id, bool create);
+extern void capaccess_slot_unpin(int slot);
+extern bool capaccess_slot_read_cache(int slot, CapaccessState *out);
+extern void capaccess_slot_write_cache(int slot, const CapaccessState *state);
+extern void capaccess_slot_forget_cache(int slot);
+extern int64 capaccess_slot_key(int slot);
+
+/* gate.c */
+extern void capaccess_gate_register_callbacks(void);
+extern bool capaccess_gate_is_held(int64 customer_id);
+extern void capaccess_gate_acquire(int slot, int64 customer_id);
+extern void capaccess_gate_stage(int64 customer_id, const CapaccessState *state);
+extern void capaccess_gate_release_early(int64 customer_id,
+										 const CapaccessState *committed);
+
+/* fnv1a.c */
+extern uint32 capaccess_fnv1a(uint32 hash, const unsigned char *data, size_t len);
+extern int64 capaccess_state_hash_of(int64 customer_id, int64 clock, int64 used,
+									 int64 cap, const char *access, int access_len);
+
+/* update.c */
+typedef struct CapaccessResult
+{
+	bool		updated;
+	const char *reason;			/* NULL when updated */
+	bool		found;			/* false for not_found: state is all NULL */
+	int64		used;
+	int64		cap;
+	int64		clock;
+	int64		seq;
+	bool		seq_isnull;
+	int64		state_hash;
+	char	   *access;			/* palloc'd */
+} CapaccessResult;
+
+extern void capaccess_do_update(int64 customer_id, int64 consume,
+								bool has_cap, int64 new_cap,
+								const char *new_access,
+								CapaccessResult *result);
+
+#endif							/* CAPACCESS_H */

@@ -1,0 +1,641 @@
+/*-------------------------------------------------------------------------
+ *
+ * gate.c
+ *	  The per-customer gate: who may update a customer now, and who is next.
+ *
+ * Locking protocol
+ * ----------------
+ * Each slot (slots.c) has a gate: the word "holder" (0 when free, else the
+ * holder's pgprocno + 1) and a FIFO queue of waiting backends, a doubly
+ * linked list threaded through the per-backend CapaccessProc nodes, guarded
+ * by the slot's spinlock qlock.  The invariant is
+ *
+ *		holder == 0  implies  the queue is empty
+ *
+ * because a release with waiters hands the gate straight to the first one
+ * and never makes it free.
+ *
+ * Acquire.  A backend first tries compare-and-swap holder 0 -> me, without
+ * any lock: the uncontended path.  If that fails it takes qlock, tries the
+ * CAS once more (the holder may have just left), and otherwise appends its
+ * node to the queue, records in its node which slot it waits on, and sleeps
+ * on its own latch.  It never spins.
+ *
+ * Release (at the end of the holder's top-level transaction, from the
+ * transaction callback, or right away for a call that changed nothing).
+ * Under qlock: if the queue is empty, holder = 0; otherwise pop the first
+ * waiter W, set holder = W, clear W's waiting record, set W's granted flag.
+ * After qlock is released, SetLatch(W).  The work is the same with one
+ * waiter or a thousand, and only the new holder is woken.
+ *
+ * Leaving the queue.  A waiter that stops waiting (cancel, statement_timeout,
+ * lock_timeout, deadlock, backend exit) takes qlock: if it was granted the
+ * gate meanwhile, it releases it at once as above; otherwise it unlinks its
+ * node, which is O(1) in a doubly linked list.
+ *
+ * Commit and abort.  The gate is held until the top-level transaction ends.
+ * The state written by the transaction's UPDATEs is staged in backend-local
+ * memory; the commit callback (after the commit record is flushed and the
+ * transaction is visible to new snapshots) publishes it to the slot cache
+ * and then releases the gate, so the next holder's fresh snapshot already
+ * sees the committed row.  The abort callback publishes nothing.  A
+ * subtransaction that rolls back marks what it staged as unknown; at commit
+ * the cache is then dropped and will be reloaded from the table.  Both
+ * callbacks only use spinlocks, atomics and SetLatch: they cannot fail.
+ * PREPARE TRANSACTION is refused while a gate is held, because no callback
+ * runs at COMMIT PREPARED.
+ *
+ * Deadlocks.  Gate waits are invisible to PostgreSQL's deadlock detector,
+ * so a waiter checks for itself after deadlock_timeout, and again every
+ * deadlock_timeout while it waits.  The check walks the wait-for graph from
+ * the waiter: a gate waiter waits for its gate's holder; a backend waiting
+ * on a heavyweight lock waits for the backends pg_blocking_pids() names.  If
+ * the walk returns to the waiter, the waiter gives up with 40P01.  Checks
+ * are serialised by one LWLock, and a victim withdraws its waiting record
+ * before releasing that LWLock, so a cycle seen by several waiters costs
+ * exactly one of them its transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "utils/array.h"
+#include "utils/fmgrprotos.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "capaccess.h"
+
+/* What a held gate's transaction has staged for the slot cache. */
+typedef enum PendingKind
+{
+	PENDING_NONE,				/* nothing written: leave the cache alone */
+	PENDING_STATE,				/* publish state at commit */
+	PENDING_UNKNOWN				/* a rollback to savepoint lost it: drop cache */
+} PendingKind;
+
+typedef struct HeldGate
+{
+	int64		customer_id;
+	int			slot;
+	PendingKind pending;
+	SubTransactionId pending_subid;
+	CapaccessState state;
+} HeldGate;
+
+/* Gates this backend's transaction holds (backend-local). */
+static HeldGate *held = NULL;
+static int	nheld = 0;
+static int	maxheld = 0;
+
+/* The slot this backend is queued on, or -1. */
+static int	waiting_slot = -1;
+
+static bool exit_hook_registered = false;
+
+static void gate_xact_callback(XactEvent event, void *arg);
+static void gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								  SubTransactionId parentSubid, void *arg);
+
+static inline CapaccessSlot *
+slot_at(int slot)
+{
+	return &capaccess_shared->slots[slot];
+}
+
+static inline CapaccessProc *
+proc_at(int procno)
+{
+	return &capaccess_shared->procs[procno];
+}
+
+static int
+held_find(int64 customer_id)
+{
+	for (int i = 0; i < nheld; i++)
+		if (held[i].customer_id == customer_id)
+			return i;
+	return -1;
+}
+
+bool
+capaccess_gate_is_held(int64 customer_id)
+{
+	return held_find(customer_id) >= 0;
+}
+
+/*
+ * Hand the gate to the next waiter, or make it free.  Caller must hold the
+ * gate.  Cannot fail: it runs in transaction callbacks.
+ */
+static void
+gate_handoff(int slot)
+{
+	CapaccessSlot *s = slot_at(slot);
+	int			next;
+
+	SpinLockAcquire(&s->qlock);
+	next = s->qhead;
+	if (next < 0)
+		pg_atomic_write_u32(&s->holder, 0);
+	else
+	{
+		CapaccessProc *w = proc_at(next);
+
+		s->qhead = w->next;
+		if (s->qhead >= 0)
+			proc_at(s->qhead)->prev = -1;
+		else
+			s->qtail = -1;
+		w->next = -1;
+		w->prev = -1;
+		pg_atomic_write_u32(&s->holder, (uint32) next + 1);
+		pg_atomic_write_u32(&w->waiting_slot, 0);
+		pg_atomic_write_u32(&w->granted, 1);
+	}
+	SpinLockRelease(&s->qlock);
+
+	if (next >= 0)
+		SetLatch(&GetPGProcByNumber(next)->procLatch);
+}
+
+/*
+ * Leave the queue of the slot we wait on, for whatever reason.  If the gate
+ * was handed to us meanwhile, pass it on.  Also drops the pin the waiter
+ * held.  Cannot fail.
+ */
+static void
+gate_abandon_wait(void)
+{
+	int			slot = waiting_slot;
+	CapaccessSlot *s;
+	CapaccessProc *mine;
+	bool		granted;
+
+	if (slot < 0)
+		return;
+	s = slot_at(slot);
+	mine = proc_at(MyProc->pgprocno);
+
+	SpinLockAcquire(&s->qlock);
+	granted = pg_atomic_read_u32(&mine->granted) != 0;
+	if (!granted)
+	{
+		if (mine->prev >= 0)
+			proc_at(mine->prev)->next = mine->next;
+		else
+			s->qhead = mine->next;
+		if (mine->next >= 0)
+			proc_at(mine->next)->prev = mine->prev;
+		else
+			s->qtail = mine->prev;
+		mine->next = -1;
+		mine->prev = -1;
+	}
+	pg_atomic_write_u32(&mine->waiting_slot, 0);
+	SpinLockRelease(&s->qlock);
+
+	waiting_slot = -1;
+	if (granted)
+		gate_handoff(slot);
+	capaccess_slot_unpin(slot);
+}
+
+/* Release every gate we hold; at commit, publish what was staged. */
+static void
+gate_release_all(bool commit)
+{
+	gate_abandon_wait();
+
+	for (int i = 0; i < nheld; i++)
+	{
+		HeldGate   *h = &held[i];
+
+		if (commit && h->pending == PENDING_STATE)
+			capaccess_slot_write_cache(h->slot, &h->state);
+		else if (commit && h->pending == PENDING_UNKNOWN)
+			capaccess_slot_forget_cache(h->slot);
+		gate_handoff(h->slot);
+		capaccess_slot_unpin(h->slot);
+	}
+	nheld = 0;
+}
+
+/* Safety net: a backend that exits outside a transaction holds nothing. */
+static void
+gate_shmem_exit(int code, Datum arg)
+{
+	if (capaccess_shared != NULL)
+		gate_release_all(false);
+}
+
+/* Make room for one more held gate, before we take it. */
+static void
+held_reserve(void)
+{
+	if (nheld < maxheld)
+		return;
+	if (held == NULL)
+	{
+		maxheld = 8;
+		held = MemoryContextAlloc(TopMemoryContext, maxheld * sizeof(HeldGate));
+	}
+	else
+	{
+		maxheld *= 2;
+		held = repalloc(held, maxheld * sizeof(HeldGate));
+	}
+}
+
+static void
+held_add(int slot, int64 customer_id)
+{
+	HeldGate   *h = &held[nheld++];
+
+	h->customer_id = customer_id;
+	h->slot = slot;
+	h->pending = PENDING_NONE;
+	h->pending_subid = InvalidSubTransactionId;
+}
+
+/* Describe one edge of the wait-for graph, for the deadlock report. */
+static void
+describe_wait(StringInfo buf, int from, int to)
+{
+	CapaccessProc *p = proc_at(from);
+	uint32		ws = pg_atomic_read_u32(&p->waiting_slot);
+	int			from_pid = GetPGProcByNumber(from)->pid;
+	int			to_pid = GetPGProcByNumber(to)->pid;
+
+	if (buf->len > 0)
+		appendStringInfoChar(buf, '\n');
+	if (ws != 0 &&
+		pg_atomic_read_u32(&slot_at(ws - 1)->holder) == (uint32) to + 1)
+		appendStringInfo(buf,
+						 "Process %d waits for the capaccess gate of customer " INT64_FORMAT "; blocked by process %d.",
+						 from_pid, p->waiting_for, to_pid);
+	else
+		appendStringInfo(buf, "Process %d waits for a lock; blocked by process %d.",
+						 from_pid, to_pid);
+}
+
+/*
+ * The backends that procno waits for: the holder of the gate it is queued
+ * on, and the blockers of the heavyweight lock it sleeps on.
+ */
+static int
+wait_edges(int procno, int *out, int maxout)
+{
+	int			n = 0;
+	uint32		ws = pg_atomic_read_u32(&proc_at(procno)->waiting_slot);
+	PGPROC	   *proc = GetPGProcByNumber(procno);
+	int			pid = proc->pid;
+
+	if (ws != 0)
+	{
+		uint32		h = pg_atomic_read_u32(&slot_at(ws - 1)->holder);
+
+		if (h != 0 && (int) h - 1 != procno)
+			out[n++] = (int) h - 1;
+	}
+
+	if (pid != 0 && proc->waitLock != NULL)
+	{
+		ArrayType  *arr;
+		int32	   *pids;
+		int			npids;
+
+		arr = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids,
+													 Int32GetDatum(pid)));
+		pids = (int32 *) ARR_DATA_PTR(arr);
+		npids = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+		for (int i = 0; i < npids && n < maxout; i++)
+		{
+			PGPROC	   *blocker = BackendPidGetProc(pids[i]);
+
+			if (blocker != NULL)
+				out[n++] = blocker->pgprocno;
+		}
+		pfree(arr);
+	}
+	return n;
+}
+
+/*
+ * Depth-first walk of the wait-for graph from this backend.  Returns true,
+ * with a description in buf, if it leads back here.
+ */
+static bool
+find_cycle(StringInfo buf)
+{
+	int			nprocs = capaccess_shared->nprocs;
+	int			me = MyProc->pgprocno;
+	int		   *parent = palloc(nprocs * sizeof(int));
+	bool	   *visited = palloc0(nprocs * sizeof(bool));
+	int		   *stack = palloc(nprocs * sizeof(int));
+	int		   *edges = palloc(nprocs * sizeof(int));
+	int			depth = 0;
+	bool		found = false;
+
+	stack[depth++] = me;
+	visited[me] = true;
+	parent[me] = -1;
+	while (depth > 0 && !found)
+	{
+		int			u = stack[--depth];
+		int			nedges = wait_edges(u, edges, nprocs);
+
+		for (int i = 0; i < nedges; i++)
+		{
+			int			v = edges[i];
+
+			if (v < 0 || v >= nprocs)
+				continue;
+			if (v == me)
+			{
+				/* report the cycle in the order of the waits */
+				int			chain[64];
+				int			len = 0;
+
+				for (int w = u; w >= 0 && len < lengthof(chain); w = parent[w])
+					chain[len++] = w;
+				for (int k = len - 1; k > 0; k--)
+					describe_wait(buf, chain[k], chain[k - 1]);
+				describe_wait(buf, u, me);
+				found = true;
+				break;
+			}
+			if (!visited[v])
+			{
+				visited[v] = true;
+				parent[v] = u;
+				stack[depth++] = v;
+			}
+		}
+	}
+	pfree(parent);
+	pfree(visited);
+	pfree(stack);
+	pfree(edges);
+	return found;
+}
+
+static void
+gate_check_deadlock(int64 customer_id)
+{
+	CapaccessProc *mine = proc_at(MyProc->pgprocno);
+	StringInfoData buf;
+	bool		victim = false;
+
+	initStringInfo(&buf);
+	LWLockAcquire(capaccess_shared->deadlock_lock, LW_EXCLUSIVE);
+	if (pg_atomic_read_u32(&mine->granted) == 0 && find_cycle(&buf))
+	{
+		/* withdraw from the graph before anyone else looks at it */
+		pg_atomic_write_u32(&mine->waiting_slot, 0);
+		victim = true;
+	}
+	LWLockRelease(capaccess_shared->deadlock_lock);
+
+	if (victim)
+	{
+		pg_atomic_fetch_add_u64(&capaccess_shared->counters.deadlocks, 1);
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+				 errmsg("deadlock detected"),
+				 errdetail_log("%s", buf.data),
+				 errdetail("Process %d waits for the capaccess gate of customer " INT64_FORMAT ", and the wait leads back to it.",
+						   MyProcPid, customer_id),
+				 errhint("Update customers in the same order in every transaction, and retry the transaction.")));
+	}
+	pfree(buf.data);
+}
+
+/*
+ * Sleep until the gate of the slot is handed to us.  Honours cancel and
+ * statement_timeout (through CHECK_FOR_INTERRUPTS), lock_timeout, and
+ * checks for deadlocks after deadlock_timeout.
+ */
+static void
+gate_sleep(int64 customer_id)
+{
+	CapaccessProc *mine = proc_at(MyProc->pgprocno);
+	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz next_check = TimestampTzPlusMilliseconds(start, DeadlockTimeout);
+	TimestampTz deadline = LockTimeout > 0 ?
+		TimestampTzPlusMilliseconds(start, LockTimeout) : 0;
+
+	for (;;)
+	{
+		TimestampTz now;
+		TimestampTz wake;
+		long		timeout_ms;
+
+		if (pg_atomic_read_u32(&mine->granted) != 0)
+			break;
+
+		now = GetCurrentTimestamp();
+		if (deadline != 0 && now >= deadline)
+		{
+			pg_atomic_fetch_add_u64(&capaccess_shared->counters.lock_timeouts, 1);
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("canceling statement due to lock timeout"),
+					 errdetail("The capaccess gate of customer " INT64_FORMAT " was not handed over within \"lock_timeout\" (%d ms).",
+							   customer_id, LockTimeout)));
+		}
+		if (now >= next_check)
+		{
+			gate_check_deadlock(customer_id);
+			next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 DeadlockTimeout);
+			continue;
+		}
+
+		wake = next_check;
+		if (deadline != 0 && deadline < wake)
+			wake = deadline;
+		timeout_ms = (long) ((wake - now + 999) / 1000);
+		if (timeout_ms < 1)
+			timeout_ms = 1;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	pg_read_barrier();
+}
+
+/*
+ * Take the gate of a slot the caller has pinned.  The pin then belongs to
+ * the held gate, and is dropped when the gate is released.  A transaction
+ * that already holds the gate just goes on.
+ */
+void
+capaccess_gate_acquire(int slot, int64 customer_id)
+{
+	CapaccessSlot *s = slot_at(slot);
+	CapaccessProc *mine;
+	int			me = MyProc->pgprocno;
+	uint32		expected = 0;
+
+	if (held_find(customer_id) >= 0)
+	{
+		capaccess_slot_unpin(slot);
+		return;
+	}
+
+	if (!exit_hook_registered)
+	{
+		on_shmem_exit(gate_shmem_exit, (Datum) 0);
+		exit_hook_registered = true;
+	}
+	PG_TRY();
+	{
+		held_reserve();
+	}
+	PG_CATCH();
+	{
+		capaccess_slot_unpin(slot);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	/* uncontended: the gate is free, so nobody waits for it either */
+	if (pg_atomic_compare_exchange_u32(&s->holder, &expected, (uint32) me + 1))
+	{
+		held_add(slot, customer_id);
+		return;
+	}
+
+	mine = proc_at(me);
+	SpinLockAcquire(&s->qlock);
+	expected = 0;
+	if (pg_atomic_compare_exchange_u32(&s->holder, &expected, (uint32) me + 1))
+	{
+		SpinLockRelease(&s->qlock);
+		held_add(slot, customer_id);
+		return;
+	}
+	pg_atomic_write_u32(&mine->granted, 0);
+	mine->waiting_for = customer_id;
+	mine->next = -1;
+	mine->prev = s->qtail;
+	if (s->qtail >= 0)
+		proc_at(s->qtail)->next = me;
+	else
+		s->qhead = me;
+	s->qtail = me;
+	pg_atomic_write_u32(&mine->waiting_slot, (uint32) slot + 1);
+	waiting_slot = slot;
+	SpinLockRelease(&s->qlock);
+
+	pg_atomic_fetch_add_u64(&capaccess_shared->counters.waits, 1);
+
+	PG_TRY();
+	{
+		gate_sleep(customer_id);
+	}
+	PG_CATCH();
+	{
+		gate_abandon_wait();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	waiting_slot = -1;
+	held_add(slot, customer_id);
+}
+
+/* Remember the state an UPDATE under the gate wrote, for the commit. */
+void
+capaccess_gate_stage(int64 customer_id, const CapaccessState *state)
+{
+	int			i = held_find(customer_id);
+
+	Assert(i >= 0);
+	held[i].state = *state;
+	held[i].pending = PENDING_STATE;
+	held[i].pending_subid = GetCurrentSubTransactionId();
+}
+
+/*
+ * Release, before the transaction ends, a gate this call took and used
+ * only to read: a refusal writes nothing, so nothing needs protecting.  If
+ * committed is given (it was read under the gate with a fresh snapshot), it
+ * becomes the slot's cache.
+ */
+void
+capaccess_gate_release_early(int64 customer_id, const CapaccessState *committed)
+{
+	int			i = held_find(customer_id);
+	int			slot;
+
+	Assert(i >= 0);
+	slot = held[i].slot;
+	held[i] = held[--nheld];
+	if (committed != NULL)
+		capaccess_slot_write_cache(slot, committed);
+	gate_handoff(slot);
+	capaccess_slot_unpin(slot);
+}
+
+static void
+gate_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (nheld > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that holds a capaccess gate"),
+						 errdetail("The transaction called capaccess_update for customer " INT64_FORMAT ".",
+								   held[0].customer_id),
+						 errhint("Commit or roll back the transaction instead; capaccess does not support two-phase commit.")));
+			break;
+		case XACT_EVENT_COMMIT:
+			gate_release_all(true);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			gate_release_all(false);
+			break;
+		default:
+			/* parallel workers never hold gates; PRE_COMMIT needs nothing */
+			break;
+	}
+}
+
+static void
+gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	for (int i = 0; i < nheld; i++)
+	{
+		HeldGate   *h = &held[i];
+
+		if (h->pending == PENDING_NONE)
+			continue;
+		if (event == SUBXACT_EVENT_ABORT_SUB && h->pending_subid >= mySubid)
+			h->pending = PENDING_UNKNOWN;
+		else if (event == SUBXACT_EVENT_COMMIT_SUB && h->pending_subid == mySubid)
+			h->pending_subid = parentSubid;
+	}
+}
+
+void
+capaccess_gate_register_callbacks(void)
+{
+	RegisterXactCallback(gate_xact_callback, NULL);
+	RegisterSubXactCallback(gate_subxact_callback, NULL);
+}

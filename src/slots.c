@@ -1,0 +1,316 @@
+/*-------------------------------------------------------------------------
+ *
+ * slots.c
+ *	  Finding, claiming and pinning a customer's slot, and the slot cache.
+ *
+ * Slot identity protocol
+ * ----------------------
+ * A customer lives in at most one slot, within CAPACCESS_PROBE_WINDOW slots
+ * of its home slot (a hash of its id).  A slot's ctl word packs
+ *
+ *		generation (32 bits) | pins (24 bits) | state (8 bits)
+ *
+ * with state EMPTY (never used), CLAIMING (being given to a customer) or
+ * ACTIVE (key holds a customer id).  Every change of ctl is one
+ * compare-and-swap, and every change of identity bumps the generation, so a
+ * CAS prepared from an older reading fails instead of pinning a slot that
+ * meanwhile went to somebody else.
+ *
+ * Lookup (lock-free, never waits): walk the window from home; stop at the
+ * first EMPTY slot (slots never become EMPTY again, so the customer cannot
+ * lie beyond one); at an ACTIVE slot whose key matches, add a pin with a CAS
+ * on the ctl word read before the key.
+ *
+ * Insertion: a pinned slot (pins > 0) is in use: it has a gate holder, a
+ * waiter, or a lookup in progress, and it is never taken from its customer.
+ * To insert customer C, a backend takes C's home slot's claim latch (a CAS
+ * on a flag; two backends inserting customers with the same home at the
+ * same instant are the only ones that ever meet there), looks C up again,
+ * and otherwise turns the first EMPTY or unpinned slot of the window into
+ * C's with one CAS (ACTIVE/pins 0 -> CLAIMING/pins 1, generation + 1).
+ * Because every insertion of C happens under the same latch after a fresh
+ * lookup, and a pinned slot is never reclaimed, C never has two slots at
+ * once.  If the whole window is pinned, the call fails with 53400.
+ *
+ * The cache
+ * ---------
+ * Only the gate holder writes a slot's cache (gate.c), so it is a seqlock
+ * with a single writer: version is odd while it writes.  Readers hold a pin
+ * (so the slot cannot change customer) and retry on a torn read.  When a
+ * slot is reclaimed for another customer, its cache is emptied.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/s_lock.h"
+
+#include "capaccess.h"
+
+#define SLOT_EMPTY		0
+#define SLOT_CLAIMING	1
+#define SLOT_ACTIVE		2
+
+#define CTL_STATE(c)	((uint32) ((c) & 0xFF))
+#define CTL_PINS(c)		((uint32) (((c) >> 8) & 0xFFFFFF))
+#define CTL_GEN(c)		((uint32) ((c) >> 32))
+#define CTL_MAKE(gen, pins, state) \
+	(((uint64) (gen) << 32) | ((uint64) (pins) << 8) | (uint64) (state))
+
+Size
+capaccess_slots_size(int nslots)
+{
+	return mul_size(nslots, sizeof(CapaccessSlot));
+}
+
+void
+capaccess_slots_init(CapaccessSlot *slots, int nslots)
+{
+	for (int i = 0; i < nslots; i++)
+	{
+		CapaccessSlot *s = &slots[i];
+
+		pg_atomic_init_u64(&s->ctl, CTL_MAKE(0, 0, SLOT_EMPTY));
+		pg_atomic_init_u64(&s->key, 0);
+		pg_atomic_init_u32(&s->claim, 0);
+		pg_atomic_init_u32(&s->holder, 0);
+		SpinLockInit(&s->qlock);
+		s->qhead = -1;
+		s->qtail = -1;
+		pg_atomic_init_u32(&s->version, 0);
+		s->loaded = false;
+		memset(&s->state, 0, sizeof(CapaccessState));
+	}
+}
+
+/* Home slot of a customer: a 64-bit mix of its id, reduced to the table. */
+static int
+slot_home(int64 customer_id, int nslots)
+{
+	uint64		x = (uint64) customer_id;
+
+	x ^= x >> 33;
+	x *= UINT64CONST(0xff51afd7ed558ccd);
+	x ^= x >> 33;
+	x *= UINT64CONST(0xc4ceb9fe1a85ec53);
+	x ^= x >> 33;
+	return (int) (x % (uint64) nslots);
+}
+
+static int
+slot_window(int nslots)
+{
+	return Min(nslots, CAPACCESS_PROBE_WINDOW);
+}
+
+/*
+ * Look for the customer in its window and pin its slot.  Returns the slot
+ * index, or -1 if the customer has no slot.
+ */
+static int
+slot_lookup_pin(int64 customer_id)
+{
+	CapaccessSlot *slots = capaccess_shared->slots;
+	int			nslots = capaccess_shared->nslots;
+	int			home = slot_home(customer_id, nslots);
+	int			window = slot_window(nslots);
+
+	for (int i = 0; i < window; i++)
+	{
+		int			idx = (home + i) % nslots;
+		CapaccessSlot *s = &slots[idx];
+		uint64		ctl = pg_atomic_read_u64(&s->ctl);
+
+		for (;;)
+		{
+			if (CTL_STATE(ctl) != SLOT_ACTIVE)
+				break;
+			pg_read_barrier();
+			if ((int64) pg_atomic_read_u64(&s->key) != customer_id)
+				break;
+			/* CAS fails if the slot changed hands since ctl was read */
+			if (pg_atomic_compare_exchange_u64(&s->ctl, &ctl,
+											   CTL_MAKE(CTL_GEN(ctl),
+														CTL_PINS(ctl) + 1,
+														SLOT_ACTIVE)))
+				return idx;
+			/* ctl now holds the current value; look again */
+		}
+		if (CTL_STATE(ctl) == SLOT_EMPTY)
+			break;
+	}
+	return -1;
+}
+
+/*
+ * Give the customer a slot, pinned.  Called with the home slot's claim latch
+ * held, after a lookup found nothing.  Returns -1 if every slot of the
+ * window is in use.
+ */
+static int
+slot_claim_locked(int64 customer_id)
+{
+	CapaccessSlot *slots = capaccess_shared->slots;
+	int			nslots = capaccess_shared->nslots;
+	int			home = slot_home(customer_id, nslots);
+	int			window = slot_window(nslots);
+
+	for (int i = 0; i < window; i++)
+	{
+		int			idx = (home + i) % nslots;
+		CapaccessSlot *s = &slots[idx];
+		uint64		ctl = pg_atomic_read_u64(&s->ctl);
+		bool		was_active;
+
+		if (CTL_PINS(ctl) != 0 || CTL_STATE(ctl) == SLOT_CLAIMING)
+			continue;
+		was_active = (CTL_STATE(ctl) == SLOT_ACTIVE);
+		if (!pg_atomic_compare_exchange_u64(&s->ctl, &ctl,
+											CTL_MAKE(CTL_GEN(ctl) + 1, 1,
+													 SLOT_CLAIMING)))
+			continue;			/* somebody pinned or took it: try the next */
+
+		/* The slot is ours alone: nobody can pin a CLAIMING slot. */
+		capaccess_slot_forget_cache(idx);
+		pg_atomic_write_u64(&s->key, (uint64) customer_id);
+		/* exchange is a full barrier: key is visible before ACTIVE */
+		pg_atomic_exchange_u64(&s->ctl,
+							   CTL_MAKE(CTL_GEN(ctl) + 1, 1, SLOT_ACTIVE));
+		if (was_active)
+			pg_atomic_fetch_add_u64(&capaccess_shared->counters.evictions, 1);
+		return idx;
+	}
+	return -1;
+}
+
+/*
+ * Find the customer's slot and pin it.  With create, a slot is claimed when
+ * the customer has none; otherwise -1 is returned then.
+ */
+int
+capaccess_slot_pin(int64 customer_id, bool create)
+{
+	CapaccessSlot *home_slot;
+	SpinDelayStatus delay;
+	int			idx;
+
+	idx = slot_lookup_pin(customer_id);
+	if (idx >= 0 || !create)
+		return idx;
+
+	home_slot = &capaccess_shared->slots[slot_home(customer_id,
+												   capaccess_shared->nslots)];
+
+	/* The latch is held for a few dozen instructions; no error inside. */
+	init_local_spin_delay(&delay);
+	for (;;)
+	{
+		uint32		expected = 0;
+
+		if (pg_atomic_compare_exchange_u32(&home_slot->claim, &expected, 1))
+			break;
+		perform_spin_delay(&delay);
+	}
+	finish_spin_delay(&delay);
+
+	idx = slot_lookup_pin(customer_id);
+	if (idx < 0)
+		idx = slot_claim_locked(customer_id);
+
+	pg_atomic_write_u32(&home_slot->claim, 0);
+
+	if (idx < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("no free capaccess slot for customer " INT64_FORMAT,
+						customer_id),
+				 errdetail("All %d slots that customer can use are in use by other customers.",
+						   slot_window(capaccess_shared->nslots)),
+				 errhint("Raise \"capaccess.max_customers\" (currently %d) and restart the server.",
+						 capaccess_shared->nslots)));
+	return idx;
+}
+
+void
+capaccess_slot_unpin(int slot)
+{
+	CapaccessSlot *s = &capaccess_shared->slots[slot];
+	uint64		ctl = pg_atomic_read_u64(&s->ctl);
+
+	for (;;)
+	{
+		Assert(CTL_PINS(ctl) > 0);
+		if (pg_atomic_compare_exchange_u64(&s->ctl, &ctl,
+										   CTL_MAKE(CTL_GEN(ctl),
+													CTL_PINS(ctl) - 1,
+													CTL_STATE(ctl))))
+			break;
+	}
+}
+
+/* The customer a pinned slot belongs to. */
+int64
+capaccess_slot_key(int slot)
+{
+	return (int64) pg_atomic_read_u64(&capaccess_shared->slots[slot].key);
+}
+
+/*
+ * Read the cache of a pinned slot.  Returns false when it holds nothing, or
+ * nothing usable (an access text too long to cache).
+ */
+bool
+capaccess_slot_read_cache(int slot, CapaccessState *out)
+{
+	CapaccessSlot *s = &capaccess_shared->slots[slot];
+
+	for (;;)
+	{
+		uint32		before = pg_atomic_read_u32(&s->version);
+		bool		loaded;
+
+		if (before & 1)
+		{
+			/* the holder is publishing; it is a matter of instructions */
+			SPIN_DELAY();
+			continue;
+		}
+		pg_read_barrier();
+		loaded = s->loaded;
+		if (loaded)
+			memcpy(out, &s->state, sizeof(CapaccessState));
+		pg_read_barrier();
+		if (pg_atomic_read_u32(&s->version) == before)
+			return loaded && out->access_len >= 0;
+	}
+}
+
+/* Publish a committed state.  Caller holds the slot's gate.  Cannot fail. */
+void
+capaccess_slot_write_cache(int slot, const CapaccessState *state)
+{
+	CapaccessSlot *s = &capaccess_shared->slots[slot];
+	uint32		v = pg_atomic_read_u32(&s->version);
+
+	pg_atomic_write_u32(&s->version, v + 1);
+	pg_write_barrier();
+	memcpy(&s->state, state, sizeof(CapaccessState));
+	s->loaded = true;
+	pg_write_barrier();
+	pg_atomic_write_u32(&s->version, v + 2);
+}
+
+/* Drop the cache, so that it is read again from the table.  Cannot fail. */
+void
+capaccess_slot_forget_cache(int slot)
+{
+	CapaccessSlot *s = &capaccess_shared->slots[slot];
+	uint32		v = pg_atomic_read_u32(&s->version);
+
+	pg_atomic_write_u32(&s->version, v + 1);
+	pg_write_barrier();
+	s->loaded = false;
+	pg_write_barrier();
+	pg_atomic_write_u32(&s->version, v + 2);
+}

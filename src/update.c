@@ -1,0 +1,456 @@
+/*-------------------------------------------------------------------------
+ *
+ * update.c
+ *	  capaccess_update and capaccess_register: the SQL API.
+ *
+ * A call to capaccess_update goes like this:
+ *
+ *	1. Refusal from the committed state.  If the customer's slot cache holds
+ *	   its last committed state and that state already refuses the call (cap
+ *	   exceeded, below zero), answer from it without touching the gate or the
+ *	   table: refusals never queue behind accepted updates.
+ *	2. Take the customer's gate (gate.c), waiting in line if needed.
+ *	3. Run one prepared UPDATE through SPI.  The statement itself checks the
+ *	   cap and computes the new clock, sequence number and state hash from
+ *	   the row, so the table stays right whatever shared memory says.
+ *	4. Accepted: stage the new state; it is published to the cache when the
+ *	   transaction commits, and the gate is released then.
+ *	   Refused or unknown customer: read the row to say why.  If this call
+ *	   took the gate, it gives it back at once, since it wrote nothing.
+ *
+ * The SPI statements run as the owner of capaccess.customer, so callers
+ * need no privilege on the table, only EXECUTE on the functions.  All names
+ * in them are schema-qualified, operators included, so objects on the
+ * caller's search_path cannot capture them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "capaccess.h"
+
+PG_FUNCTION_INFO_V1(capaccess_update);
+PG_FUNCTION_INFO_V1(capaccess_register);
+
+/* $1 customer_id, $2 consume, $3 new cap or NULL, $4 new access or NULL */
+static const char *const update_sql =
+"UPDATE capaccess.customer AS c SET"
+"  used = c.used OPERATOR(pg_catalog.+) $2,"
+"  cap = COALESCE($3, c.cap),"
+"  access = COALESCE($4, c.access),"
+"  clock = c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
+"  seq = pg_catalog.nextval('capaccess.seq'::pg_catalog.regclass),"
+"  state_hash = capaccess.state_hash(c.customer_id,"
+"    c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
+"    c.used OPERATOR(pg_catalog.+) $2, COALESCE($3, c.cap),"
+"    COALESCE($4, c.access)),"
+"  updated_at = pg_catalog.now()"
+" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+"   AND c.used OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.>=) 0::pg_catalog.int8"
+"   AND ($2 OPERATOR(pg_catalog.<=) 0::pg_catalog.int8"
+"        OR c.used OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) COALESCE($3, c.cap))"
+" RETURNING c.*";
+
+static const char *const select_sql =
+"SELECT c.* FROM capaccess.customer AS c"
+" WHERE c.customer_id OPERATOR(pg_catalog.=) $1";
+
+static const char *const insert_sql =
+"INSERT INTO capaccess.customer AS c"
+"  (customer_id, cap, used, access, clock, seq, state_hash, updated_at)"
+" VALUES ($1, $2, 0, $3, 0, NULL,"
+"  capaccess.state_hash($1, 0::pg_catalog.int8, 0::pg_catalog.int8, $2, $3),"
+"  pg_catalog.now())"
+" RETURNING c.*";
+
+static SPIPlanPtr update_plan = NULL;
+static SPIPlanPtr select_plan = NULL;
+static SPIPlanPtr insert_plan = NULL;
+
+static SPIPlanPtr
+prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for capaccess statement: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	return *plan;
+}
+
+/* Owner of capaccess.customer, whose rights the SPI statements run with. */
+static Oid
+customer_table_owner(void)
+{
+	Oid			nsp = get_namespace_oid("capaccess", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("customer", nsp) : InvalidOid;
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table capaccess.customer does not exist"),
+				 errhint("Run CREATE EXTENSION capaccess in this database.")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* Common checks: preloaded, writable, not in a parallel worker. */
+static void
+check_can_write(const char *fname)
+{
+	capaccess_check_loaded();
+	PreventCommandIfReadOnly(fname);
+	if (IsInParallelMode())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot call %s during a parallel operation", fname)));
+}
+
+static int64
+spi_int8(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
+{
+	return DatumGetInt64(SPI_getbinval(tup, desc, col, isnull));
+}
+
+/*
+ * Copy a capaccess.customer row (customer_id, cap, used, access, clock, seq,
+ * state_hash, updated_at) into state, and its access text into cxt.
+ */
+static void
+state_from_row(HeapTuple tup, TupleDesc desc, CapaccessState *st,
+			   char **access_out, MemoryContext cxt)
+{
+	bool		isnull;
+	text	   *access;
+	int			len;
+
+	st->cap = spi_int8(tup, desc, 2, &isnull);
+	st->used = spi_int8(tup, desc, 3, &isnull);
+	access = DatumGetTextPP(SPI_getbinval(tup, desc, 4, &isnull));
+	st->clock = spi_int8(tup, desc, 5, &isnull);
+	st->seq = spi_int8(tup, desc, 6, &st->seq_isnull);
+	st->state_hash = spi_int8(tup, desc, 7, &isnull);
+
+	len = VARSIZE_ANY_EXHDR(access);
+	if (len <= CAPACCESS_ACCESS_CACHE)
+	{
+		memcpy(st->access, VARDATA_ANY(access), len);
+		st->access_len = len;
+	}
+	else
+		st->access_len = -1;
+
+	*access_out = MemoryContextAlloc(cxt, len + 1);
+	memcpy(*access_out, VARDATA_ANY(access), len);
+	(*access_out)[len] = '\0';
+}
+
+static void
+result_from_state(CapaccessResult *r, const CapaccessState *st, char *access)
+{
+	r->found = true;
+	r->used = st->used;
+	r->cap = st->cap;
+	r->clock = st->clock;
+	r->seq = st->seq;
+	r->seq_isnull = st->seq_isnull;
+	r->state_hash = st->state_hash;
+	r->access = access;
+}
+
+/*
+ * Would the committed state refuse this call?  Returns the reason, or NULL
+ * when the call may be accepted (or overflows, which the UPDATE reports).
+ */
+static const char *
+refusal_reason(const CapaccessState *st, int64 consume, bool has_cap,
+			   int64 new_cap)
+{
+	int64		new_used;
+
+	if (pg_add_s64_overflow(st->used, consume, &new_used))
+		return NULL;
+	if (new_used < 0)
+		return "below_zero";
+	if (consume > 0 && new_used > (has_cap ? new_cap : st->cap))
+		return "cap_exceeded";
+	return NULL;
+}
+
+void
+capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
+					int64 new_cap, const char *new_access,
+					CapaccessResult *result)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	bool		held_before;
+	int			slot = -1;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			argtypes[4] = {INT8OID, INT8OID, INT8OID, TEXTOID};
+	int			rc;
+
+	check_can_write("capaccess_update()");
+
+	memset(result, 0, sizeof(CapaccessResult));
+	held_before = capaccess_gate_is_held(customer_id);
+
+	/* 1. a refusal decided from the committed state does not queue */
+	if (!held_before)
+	{
+		CapaccessState st;
+
+		slot = capaccess_slot_pin(customer_id, false);
+		if (slot >= 0 && capaccess_slot_read_cache(slot, &st))
+		{
+			const char *reason = refusal_reason(&st, consume, has_cap, new_cap);
+
+			if (reason != NULL)
+			{
+				capaccess_slot_unpin(slot);
+				result->updated = false;
+				result->reason = reason;
+				result_from_state(result, &st, pnstrdup(st.access, st.access_len));
+				pg_atomic_fetch_add_u64(&capaccess_shared->counters.rejected, 1);
+				pg_atomic_fetch_add_u64(&capaccess_shared->counters.fast_rejected, 1);
+				return;
+			}
+		}
+		if (slot < 0)
+			slot = capaccess_slot_pin(customer_id, true);
+
+		/* 2. take the gate; the pin now belongs to it */
+		capaccess_gate_acquire(slot, customer_id);
+	}
+
+	owner = customer_table_owner();
+
+	/* 3. the UPDATE, as the table's owner */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+
+	args[0] = Int64GetDatum(customer_id);
+	args[1] = Int64GetDatum(consume);
+	args[2] = Int64GetDatum(new_cap);
+	if (!has_cap)
+		nulls[2] = 'n';
+	if (new_access != NULL)
+		args[3] = CStringGetTextDatum(new_access);
+	else
+	{
+		args[3] = (Datum) 0;
+		nulls[3] = 'n';
+	}
+
+	rc = SPI_execute_plan(prepare_once(&update_plan, update_sql, 4, argtypes),
+						  args, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "capaccess UPDATE failed: %s", SPI_result_code_string(rc));
+
+	if (SPI_processed == 1)
+	{
+		/* 4. accepted: published at commit */
+		CapaccessState st;
+		char	   *access;
+
+		state_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &st,
+					   &access, callercxt);
+		capaccess_gate_stage(customer_id, &st);
+		result->updated = true;
+		result->reason = NULL;
+		result_from_state(result, &st, access);
+		pg_atomic_fetch_add_u64(&capaccess_shared->counters.accepted, 1);
+	}
+	else
+	{
+		/* 4. refused or unknown: say why, from the row as it stands */
+		bool		found;
+		CapaccessState st;
+		char	   *access = NULL;
+
+		rc = SPI_execute_plan(prepare_once(&select_plan, select_sql, 1, argtypes),
+							  args, nulls, true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "capaccess SELECT failed: %s", SPI_result_code_string(rc));
+		found = (SPI_processed == 1);
+		result->updated = false;
+		if (found)
+		{
+			state_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &st,
+						   &access, callercxt);
+			result_from_state(result, &st, access);
+			result->reason = refusal_reason(&st, consume, has_cap, new_cap);
+			if (result->reason == NULL)
+				result->reason = "cap_exceeded";	/* cannot happen: the row
+													 * refused it */
+		}
+		else
+			result->reason = "not_found";
+
+		/*
+		 * This call wrote nothing.  If it took the gate, give it back now; a
+		 * row read with a fresh snapshot under the gate is the committed
+		 * state, and becomes the cache.
+		 */
+		if (!held_before)
+			capaccess_gate_release_early(customer_id,
+										 (found && !IsolationUsesXactSnapshot()) ? &st : NULL);
+		pg_atomic_fetch_add_u64(&capaccess_shared->counters.rejected, 1);
+	}
+
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	SPI_finish();
+}
+
+/*
+ * capaccess_update(customer_id bigint, consume bigint DEFAULT 1,
+ *					new_cap bigint DEFAULT NULL, new_access text DEFAULT NULL)
+ */
+Datum
+capaccess_update(PG_FUNCTION_ARGS)
+{
+	CapaccessResult r;
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8];
+	bool		has_cap = !PG_ARGISNULL(2);
+	int64		new_cap = has_cap ? PG_GETARG_INT64(2) : 0;
+
+	capaccess_check_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("customer_id must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("consume must not be null"),
+				 errhint("Pass 0 to change only the cap or the access level.")));
+	if (has_cap && new_cap < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("new_cap must not be negative"),
+				 errdetail("The value given was " INT64_FORMAT ".", new_cap)));
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	capaccess_do_update(PG_GETARG_INT64(0), PG_GETARG_INT64(1), has_cap, new_cap,
+						PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3)),
+						&r);
+
+	memset(nulls, !r.found, sizeof(nulls));
+	values[0] = BoolGetDatum(r.updated);
+	nulls[0] = false;
+	values[1] = r.reason ? CStringGetTextDatum(r.reason) : (Datum) 0;
+	nulls[1] = (r.reason == NULL);
+	values[2] = Int64GetDatum(r.used);
+	values[3] = Int64GetDatum(r.cap);
+	values[4] = r.found ? CStringGetTextDatum(r.access) : (Datum) 0;
+	values[5] = Int64GetDatum(r.clock);
+	values[6] = Int64GetDatum(r.seq);
+	if (r.found && r.seq_isnull)
+		nulls[6] = true;
+	values[7] = Int64GetDatum(r.state_hash);
+
+	tupdesc = BlessTupleDesc(tupdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * capaccess_register(customer_id bigint, cap bigint, access text DEFAULT 'none')
+ * returns the new capaccess.customer row.
+ */
+Datum
+capaccess_register(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[3] = {INT8OID, INT8OID, TEXTOID};
+	Datum		args[3];
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			rc;
+	HeapTupleHeader row;
+	int64		customer_id;
+	CapaccessState st;
+	char	   *access;
+
+	check_can_write("capaccess_register()");
+	for (int i = 0; i < 3; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null",
+							i == 0 ? "customer_id" : i == 1 ? "cap" : "access")));
+	if (PG_GETARG_INT64(1) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cap must not be negative"),
+				 errdetail("The value given was " INT64_FORMAT ".", PG_GETARG_INT64(1))));
+
+	customer_id = PG_GETARG_INT64(0);
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+	args[2] = PG_GETARG_DATUM(2);
+	owner = customer_table_owner();
+
+	/*
+	 * Registering is an update like any other: under the gate, and the new
+	 * state becomes the cache at commit.
+	 */
+	if (!capaccess_gate_is_held(customer_id))
+		capaccess_gate_acquire(capaccess_slot_pin(customer_id, true),
+							   customer_id);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	rc = SPI_execute_plan(prepare_once(&insert_plan, insert_sql, 3, argtypes),
+						  args, NULL, false, 1);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "capaccess INSERT failed: %s", SPI_result_code_string(rc));
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	state_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &st,
+				   &access, CurrentMemoryContext);
+	capaccess_gate_stage(customer_id, &st);
+
+	row = SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	SPI_finish();
+	PG_RETURN_HEAPTUPLEHEADER(row);
+}
