@@ -17,14 +17,14 @@ PGFILEDESC = "capaccess - per-customer caps without lost updates"
 # instance of its own, started with regress.conf (installcheck with PGXS
 # cannot use the user's server for this).  Run them as a non-root user.
 REGRESS = setup fnv1a api errors rollback prepare security
-REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/regress.conf
+REGRESS_OPTS = --encoding=UTF8 --no-locale --temp-instance=./tmp_check --temp-config=$(srcdir)/regress.conf
 
 ISOLATION = gate_commit gate_abort gate_deadlock
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/regress.conf
 
 TAP_TESTS = 1
 
-EXTRA_CLEAN = tmp_check tmp_check_iso tmp_check_nopreload output_iso \
+EXTRA_CLEAN = tmp_check tmp_check_iso tmp_check_nopreload output_iso output_nopreload \
 	results regression.diffs regression.out log
 
 PG_CONFIG ?= pg_config
@@ -40,7 +40,7 @@ check-regress:
 # The functions without the preload: a second instance, default config.
 check-nopreload:
 	$(pg_regress_installcheck) --temp-instance=./tmp_check_nopreload \
-		--outputdir=./tmp_check_nopreload not_preloaded
+		--outputdir=./output_nopreload not_preloaded
 
 check-isolation:
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)

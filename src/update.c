@@ -300,8 +300,9 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 		CapaccessState st;
 		char	   *access = NULL;
 
+		/* not read_only: in READ COMMITTED that takes a fresh snapshot */
 		rc = SPI_execute_plan(prepare_once(&select_plan, select_sql, 1, argtypes),
-							  args, nulls, true, 1);
+							  args, nulls, false, 1);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "capaccess SELECT failed: %s", SPI_result_code_string(rc));
 		found = (SPI_processed == 1);

@@ -1,0 +1,79 @@
+-- Bad inputs fail with the proper SQLSTATE and write nothing.
+CREATE FUNCTION pg_temp.sqlstate_of(stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE stmt;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+
+SELECT customer_id FROM capaccess_register(10, 100);
+SELECT customer_id FROM capaccess_register(11, 9223372036854775807);
+SELECT updated, used FROM capaccess_update(11, 1);
+
+SELECT s, pg_temp.sqlstate_of(s) FROM (VALUES
+	-- NULLs: 22004
+	('SELECT capaccess_update(NULL)'),
+	('SELECT capaccess_update(10, NULL)'),
+	('SELECT capaccess_register(NULL, 1)'),
+	('SELECT capaccess_register(12, NULL)'),
+	('SELECT capaccess_register(12, 1, NULL)'),
+	('SELECT capaccess_update(NULL::jsonb, ''{}'')'),
+	('SELECT capaccess_update(''{"customer_id": null}''::jsonb, ''{}'')'),
+	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"consume": null}'')'),
+	-- negative caps: 22023
+	('SELECT capaccess_update(10, 0, -1)'),
+	('SELECT capaccess_register(12, -1)'),
+	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"cap": -1}'')'),
+	-- overflow: 22003
+	('SELECT capaccess_update(11, 9223372036854775807)'),
+	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"consume": 1e30}'')'),
+	-- duplicate registration: 23505
+	('SELECT capaccess_register(10, 5)'),
+	-- the jsonb contract: 22023 naming the key
+	('SELECT capaccess_update(''{"customer_id": 10, "x": 1}''::jsonb, ''{}'')'),
+	('SELECT capaccess_update(''{}''::jsonb, ''{}'')'),
+	('SELECT capaccess_update(''[1]''::jsonb, ''{}'')'),
+	('SELECT capaccess_update(''{"customer_id": "10"}''::jsonb, ''{}'')'),
+	('SELECT capaccess_update(''{"customer_id": 1.5}''::jsonb, ''{}'')'),
+	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"consume": "1"}'')'),
+	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"cap": true}'')'),
+	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"access": 3}'')'),
+	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"used": 3}'')')
+) v(s);
+
+-- the clock at its limit: 22003, and the row is unchanged
+UPDATE capaccess.customer SET clock = 9223372036854775807 WHERE customer_id = 11;
+SELECT pg_temp.sqlstate_of('SELECT capaccess_update(11, 1)');
+SELECT used, clock FROM capaccess.customer WHERE customer_id = 11;
+
+-- nothing above was written
+SELECT customer_id, used, cap, clock FROM capaccess.customer
+ WHERE customer_id IN (10, 11, 12) ORDER BY 1;
+
+-- read-only transactions fail with 25006 before taking any gate
+BEGIN READ ONLY;
+SELECT pg_temp.sqlstate_of('SELECT capaccess_update(10, 1)');
+SELECT pg_temp.sqlstate_of('SELECT capaccess_register(13, 1)');
+SELECT pg_temp.sqlstate_of('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{}'')');
+ROLLBACK;
+SELECT slots_held FROM capaccess_stats();
+
+-- Every slot busy: 53400.  The test instance has 64 slots; one transaction
+-- holds the gates of 64 customers, so the 65th finds no free slot.
+SELECT count(*) FROM (SELECT capaccess_register(i, 100) FROM generate_series(100, 131) i) s;
+SELECT count(*) FROM (SELECT capaccess_register(i, 100) FROM generate_series(132, 164) i) s;
+BEGIN;
+SELECT count(*) FILTER (WHERE updated) AS held
+  FROM generate_series(100, 163) i, capaccess_update(i, 1);
+SELECT slots_held FROM capaccess_stats();
+SELECT * FROM capaccess_update(164, 1);
+SELECT :'LAST_ERROR_SQLSTATE' AS sqlstate;
+ROLLBACK;
+-- the rollback freed them all: the 65th customer now fits
+SELECT slots_held FROM capaccess_stats();
+SELECT updated, used, clock FROM capaccess_update(164, 1);
+SELECT count(*) AS untouched FROM capaccess.customer
+ WHERE customer_id BETWEEN 100 AND 163 AND used = 0 AND clock = 0;
