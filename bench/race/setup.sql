@@ -1,5 +1,6 @@
 -- Race demo: one customer, 1000 clients.  Run against a database where
 -- CREATE EXTENSION capaccess has been done.
+SET client_min_messages = warning;
 DROP TABLE IF EXISTS race_plain, race_log;
 
 -- (a) the "before" data layer's own table: one customer row
