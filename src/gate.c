@@ -50,10 +50,12 @@
  * deadlock_timeout while it waits.  The check walks the wait-for graph from
  * the waiter: a gate waiter waits for its gate's holder; a backend waiting
  * on a heavyweight lock waits for the backends pg_blocking_pids() names.  If
- * the walk returns to the waiter, the waiter gives up with 40P01.  Checks
- * are serialised by one LWLock, and a victim withdraws its waiting record
- * before releasing that LWLock, so a cycle seen by several waiters costs
- * exactly one of them its transaction.
+ * the walk returns to the waiter, the waiter gives up with 40P01.  The
+ * walk is first done without any lock (it reads only atomics and PGPROC
+ * fields), so that a thousand waiters checking at once do not queue; a
+ * cycle found that way is confirmed by a second walk under one LWLock, and
+ * the victim withdraws its waiting record before releasing that LWLock, so
+ * a cycle seen by several waiters costs exactly one of them its transaction.
  *
  *-------------------------------------------------------------------------
  */
@@ -395,7 +397,19 @@ gate_check_deadlock(int64 customer_id)
 	StringInfoData buf;
 	bool		victim = false;
 
+	/*
+	 * A first walk without the lock.  Most checks find no cycle, and a
+	 * thousand waiters checking at once must not queue on one LWLock.
+	 */
 	initStringInfo(&buf);
+	if (!find_cycle(&buf))
+	{
+		pfree(buf.data);
+		return;
+	}
+
+	/* Confirm under the lock, where at most one member of a cycle acts. */
+	resetStringInfo(&buf);
 	LWLockAcquire(capaccess_shared->deadlock_lock, LW_EXCLUSIVE);
 	if (pg_atomic_read_u32(&mine->granted) == 0 && find_cycle(&buf))
 	{
