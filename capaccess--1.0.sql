@@ -87,8 +87,17 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'capaccess_stats'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
+-- One row per problem found; empty when the table and the shared state agree.
+CREATE FUNCTION @extschema@.capaccess_verify(OUT customer_id bigint,
+											 OUT problem text,
+											 OUT detail text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'capaccess_verify'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
 -- Writing and watching are granted explicitly, as with any protected data.
 REVOKE ALL ON FUNCTION @extschema@.capaccess_register(bigint, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capaccess_update(bigint, bigint, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capaccess_update(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capaccess_stats() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capaccess_verify() FROM PUBLIC;

@@ -17,6 +17,8 @@
  *	  update.c	   - the SQL API (capaccess_update, capaccess_register)
  *	  json_api.c   - the jsonb form of capaccess_update
  *	  fnv1a.c	   - FNV-1a and the canonical state encoding
+ *	  stats.c	   - capaccess_stats()
+ *	  verify.c	   - capaccess_verify()
  *
  *-------------------------------------------------------------------------
  */
@@ -102,6 +104,17 @@ typedef struct CapaccessShared
 	CapaccessProc *procs;		/* nprocs entries, in this segment */
 } CapaccessShared;
 
+/* What capaccess_verify() reads of a slot (slots.c). */
+typedef struct CapaccessSlotView
+{
+	bool		active;			/* the slot belongs to customer_id */
+	int64		customer_id;
+	uint32		holder;			/* pgprocno + 1 of the gate holder, or 0 */
+	bool		loaded;
+	uint32		version;		/* cache version, to detect a change */
+	CapaccessState state;
+} CapaccessSlotView;
+
 /* capaccess.c */
 extern int	capaccess_max_customers;
 extern CapaccessShared *capaccess_shared;
@@ -115,7 +128,7 @@ extern void capaccess_slot_unpin(int slot);
 extern bool capaccess_slot_read_cache(int slot, CapaccessState *out);
 extern void capaccess_slot_write_cache(int slot, const CapaccessState *state);
 extern void capaccess_slot_forget_cache(int slot);
-extern int64 capaccess_slot_key(int slot);
+extern bool capaccess_slot_inspect(int slot, CapaccessSlotView *view);
 
 /* gate.c */
 extern void capaccess_gate_register_callbacks(void);
@@ -144,6 +157,16 @@ typedef struct CapaccessResult
 	int64		state_hash;
 	char	   *access;			/* palloc'd */
 } CapaccessResult;
+
+/* SPI, acting as the owner of capaccess.customer (update.c) */
+typedef struct CapaccessSpi
+{
+	Oid			save_userid;
+	int			save_sec_context;
+} CapaccessSpi;
+
+extern void capaccess_spi_connect(CapaccessSpi *spi);
+extern void capaccess_spi_finish(CapaccessSpi *spi);
 
 extern void capaccess_do_update(int64 customer_id, int64 consume,
 								bool has_cap, int64 new_cap,

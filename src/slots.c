@@ -249,13 +249,6 @@ capaccess_slot_unpin(int slot)
 	}
 }
 
-/* The customer a pinned slot belongs to. */
-int64
-capaccess_slot_key(int slot)
-{
-	return (int64) pg_atomic_read_u64(&capaccess_shared->slots[slot].key);
-}
-
 /*
  * Read the cache of a pinned slot.  Returns false when it holds nothing, or
  * nothing usable (an access text too long to cache).
@@ -313,4 +306,43 @@ capaccess_slot_forget_cache(int slot)
 	s->loaded = false;
 	pg_write_barrier();
 	pg_atomic_write_u32(&s->version, v + 2);
+}
+
+/*
+ * A reading of a slot for capaccess_verify(), taking no lock and no pin:
+ * whether it belongs to a customer, which one, its gate holder, and its
+ * cache with the cache's version.  Returns false if the slot changed hands
+ * while it was read.
+ */
+bool
+capaccess_slot_inspect(int slot, CapaccessSlotView *view)
+{
+	CapaccessSlot *s = &capaccess_shared->slots[slot];
+	uint64		ctl = pg_atomic_read_u64(&s->ctl);
+
+	view->active = (CTL_STATE(ctl) == SLOT_ACTIVE);
+	pg_read_barrier();
+	view->customer_id = (int64) pg_atomic_read_u64(&s->key);
+	view->holder = pg_atomic_read_u32(&s->holder);
+	for (;;)
+	{
+		uint32		before = pg_atomic_read_u32(&s->version);
+
+		if (before & 1)
+		{
+			SPIN_DELAY();
+			continue;
+		}
+		pg_read_barrier();
+		view->loaded = s->loaded;
+		memcpy(&view->state, &s->state, sizeof(CapaccessState));
+		pg_read_barrier();
+		if (pg_atomic_read_u32(&s->version) == before)
+		{
+			view->version = before;
+			break;
+		}
+	}
+	pg_read_barrier();
+	return CTL_GEN(pg_atomic_read_u64(&s->ctl)) == CTL_GEN(ctl);
 }

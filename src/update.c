@@ -119,6 +119,30 @@ customer_table_owner(void)
 	return owner;
 }
 
+/*
+ * Connect to SPI and act as the table's owner, restricted as a security
+ * definer would be.  An error on the way restores the user at abort.
+ */
+void
+capaccess_spi_connect(CapaccessSpi *spi)
+{
+	Oid			owner = customer_table_owner();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&spi->save_userid, &spi->save_sec_context);
+	SetUserIdAndSecContext(owner, spi->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+void
+capaccess_spi_finish(CapaccessSpi *spi)
+{
+	SetUserIdAndSecContext(spi->save_userid, spi->save_sec_context);
+	SPI_finish();
+}
+
 /* Common checks: preloaded, writable, not in a parallel worker. */
 static void
 check_can_write(const char *fname)
@@ -210,9 +234,7 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 	MemoryContext callercxt = CurrentMemoryContext;
 	bool		held_before;
 	int			slot = -1;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec_context;
+	CapaccessSpi spi;
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	Oid			argtypes[4] = {INT8OID, INT8OID, INT8OID, TEXTOID};
@@ -251,15 +273,8 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 		capaccess_gate_acquire(slot, customer_id);
 	}
 
-	owner = customer_table_owner();
-
 	/* 3. the UPDATE, as the table's owner */
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	capaccess_spi_connect(&spi);
 
 	args[0] = Int64GetDatum(customer_id);
 	args[1] = Int64GetDatum(consume);
@@ -331,8 +346,7 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 		pg_atomic_fetch_add_u64(&capaccess_shared->counters.rejected, 1);
 	}
 
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	SPI_finish();
+	capaccess_spi_finish(&spi);
 }
 
 /*
@@ -399,9 +413,7 @@ capaccess_register(PG_FUNCTION_ARGS)
 {
 	Oid			argtypes[3] = {INT8OID, INT8OID, TEXTOID};
 	Datum		args[3];
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec_context;
+	CapaccessSpi spi;
 	int			rc;
 	HeapTupleHeader row;
 	int64		customer_id;
@@ -425,7 +437,6 @@ capaccess_register(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 	args[2] = PG_GETARG_DATUM(2);
-	owner = customer_table_owner();
 
 	/*
 	 * Registering is an update like any other: under the gate, and the new
@@ -435,23 +446,17 @@ capaccess_register(PG_FUNCTION_ARGS)
 		capaccess_gate_acquire(capaccess_slot_pin(customer_id, true),
 							   customer_id);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	capaccess_spi_connect(&spi);
 	rc = SPI_execute_plan(prepare_once(&insert_plan, insert_sql, 3, argtypes),
 						  args, NULL, false, 1);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "capaccess INSERT failed: %s", SPI_result_code_string(rc));
-	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	state_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &st,
 				   &access, CurrentMemoryContext);
 	capaccess_gate_stage(customer_id, &st);
 
 	row = SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
-	SPI_finish();
+	capaccess_spi_finish(&spi);
 	PG_RETURN_HEAPTUPLEHEADER(row);
 }
