@@ -1,0 +1,64 @@
+# A streaming standby: capaccess_update fails there with 25006 and takes no
+# gate; after promotion, updates continue with correct clocks.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'capaccess'\nlog_statement = none\n");
+$primary->start;
+$primary->safe_psql('postgres', q{
+CREATE EXTENSION capaccess;
+SELECT capaccess_register(1, 100);
+SELECT capaccess_update(1, 1) FROM generate_series(1, 5);
+});
+
+$primary->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'base', has_streaming => 1);
+$standby->start;
+$primary->safe_psql('postgres', 'SELECT capaccess_update(1, 2)');
+$primary->wait_for_catchup($standby);
+
+is($standby->safe_psql('postgres',
+		'SELECT used || \'/\' || clock FROM capaccess.customer WHERE customer_id = 1'),
+	'7/6', 'the standby has the committed state');
+
+my ($ret, $out, $err) = $standby->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT * FROM capaccess_update(1, 1);");
+like($err, qr/ERROR:  25006: cannot execute capaccess_update\(\) in a read-only transaction/,
+	'capaccess_update on a standby fails with 25006');
+($ret, $out, $err) = $standby->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT * FROM capaccess_register(2, 1);");
+like($err, qr/ERROR:  25006/, 'capaccess_register on a standby fails with 25006');
+is($standby->safe_psql('postgres',
+		'SELECT slots_held, slots_loaded, accepted, waits FROM capaccess_stats()'),
+	'0|0|0|0', 'the standby took no gate and cached nothing');
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM capaccess_verify()'),
+	'0', 'capaccess_verify() runs on the standby and finds nothing');
+
+# the primary goes away; the standby takes over
+my $maxseq = $primary->safe_psql('postgres', 'SELECT max(seq) FROM capaccess.customer');
+$primary->stop;
+$standby->promote;
+$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
+  or die 'promotion did not finish';
+
+my ($clock, $used, $seq) = split /\|/, $standby->safe_psql('postgres',
+	'SELECT clock, used, seq FROM capaccess_update(1, 1)');
+is("$used/$clock", '8/7', 'after promotion the next update continues the clock');
+cmp_ok($seq, '>', $maxseq, 'and its seq is above the primary\'s');
+is($standby->safe_psql('postgres',
+		'SELECT string_agg(clock::text, \',\') FROM '
+		  . '(SELECT (capaccess_update(1, 1)).clock FROM generate_series(1, 3)) s'),
+	'8,9,10', 'later updates go on 8, 9, 10');
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM capaccess_verify()'),
+	'0', 'capaccess_verify() is empty after promotion');
+
+$standby->stop;
+done_testing();
