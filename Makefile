@@ -17,10 +17,10 @@ PGFILEDESC = "capaccess - per-customer caps without lost updates"
 # The library must be preloaded, so every suite runs against a temporary
 # instance of its own, started with regress.conf (installcheck with PGXS
 # cannot use the user's server for this).  Run them as a non-root user.
-REGRESS = setup fnv1a api errors rollback prepare security verify
+REGRESS = setup fnv1a api errors rollback prepare security verify parallel scope
 REGRESS_OPTS = --encoding=UTF8 --no-locale --temp-instance=./tmp_check --temp-config=$(srcdir)/regress.conf
 
-ISOLATION = gate_commit gate_abort gate_deadlock
+ISOLATION = gate_commit gate_abort gate_deadlock gate_isolation_levels
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/regress.conf
 
 TAP_TESTS = 1
@@ -31,6 +31,9 @@ EXTRA_CLEAN = tmp_check tmp_check_iso tmp_check_nopreload output_iso output_nopr
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies; every object depends on this one.
+$(OBJS): src/capaccess.h
 
 # Each suite on its own, so that a test driver can count them separately.
 .PHONY: check-regress check-nopreload check-isolation check-tap

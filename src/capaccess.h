@@ -58,6 +58,7 @@ typedef struct CapaccessSlot
 	/* identity: generation (32 bits) | pins (24 bits) | state (8 bits) */
 	pg_atomic_uint64 ctl;
 	pg_atomic_uint64 key;		/* customer id, valid while state is ACTIVE */
+	pg_atomic_uint64 scope;		/* database and table the customer is in */
 	pg_atomic_uint32 claim;		/* insertion latch for customers homed here */
 
 	/* the gate */
@@ -108,6 +109,7 @@ typedef struct CapaccessShared
 typedef struct CapaccessSlotView
 {
 	bool		active;			/* the slot belongs to customer_id */
+	uint64		scope;
 	int64		customer_id;
 	uint32		holder;			/* pgprocno + 1 of the gate holder, or 0 */
 	bool		loaded;
@@ -123,7 +125,7 @@ extern void capaccess_check_loaded(void);
 /* slots.c */
 extern Size capaccess_slots_size(int nslots);
 extern void capaccess_slots_init(CapaccessSlot *slots, int nslots);
-extern int	capaccess_slot_pin(int64 customer_id, bool create);
+extern int	capaccess_slot_pin(uint64 scope, int64 customer_id, bool create);
 extern void capaccess_slot_unpin(int slot);
 extern bool capaccess_slot_read_cache(int slot, CapaccessState *out);
 extern void capaccess_slot_write_cache(int slot, const CapaccessState *state);
@@ -165,6 +167,7 @@ typedef struct CapaccessSpi
 	int			save_sec_context;
 } CapaccessSpi;
 
+extern uint64 capaccess_scope(void);
 extern void capaccess_spi_connect(CapaccessSpi *spi);
 extern void capaccess_spi_finish(CapaccessSpi *spi);
 

@@ -5,21 +5,24 @@
  *
  * Slot identity protocol
  * ----------------------
- * A customer lives in at most one slot, within CAPACCESS_PROBE_WINDOW slots
- * of its home slot (a hash of its id).  A slot's ctl word packs
+ * A customer is identified by its id and its scope: the database and the
+ * OID of the capaccess.customer table it lives in, so that two databases,
+ * or a dropped and re-created extension, never share a gate or a cache.  A
+ * customer lives in at most one slot, within CAPACCESS_PROBE_WINDOW slots of
+ * its home slot (a hash of its identity).  A slot's ctl word packs
  *
  *		generation (32 bits) | pins (24 bits) | state (8 bits)
  *
  * with state EMPTY (never used), CLAIMING (being given to a customer) or
- * ACTIVE (key holds a customer id).  Every change of ctl is one
+ * ACTIVE (key and scope hold a customer).  Every change of ctl is one
  * compare-and-swap, and every change of identity bumps the generation, so a
  * CAS prepared from an older reading fails instead of pinning a slot that
  * meanwhile went to somebody else.
  *
  * Lookup (lock-free, never waits): walk the window from home; stop at the
  * first EMPTY slot (slots never become EMPTY again, so the customer cannot
- * lie beyond one); at an ACTIVE slot whose key matches, add a pin with a CAS
- * on the ctl word read before the key.
+ * lie beyond one); at an ACTIVE slot whose key and scope match, add a pin
+ * with a CAS on the ctl word read before them.
  *
  * Insertion: a pinned slot (pins > 0) is in use: it has a gate holder, a
  * waiter, or a lookup in progress, and it is never taken from its customer.
@@ -73,6 +76,7 @@ capaccess_slots_init(CapaccessSlot *slots, int nslots)
 
 		pg_atomic_init_u64(&s->ctl, CTL_MAKE(0, 0, SLOT_EMPTY));
 		pg_atomic_init_u64(&s->key, 0);
+		pg_atomic_init_u64(&s->scope, 0);
 		pg_atomic_init_u32(&s->claim, 0);
 		pg_atomic_init_u32(&s->holder, 0);
 		SpinLockInit(&s->qlock);
@@ -84,11 +88,11 @@ capaccess_slots_init(CapaccessSlot *slots, int nslots)
 	}
 }
 
-/* Home slot of a customer: a 64-bit mix of its id, reduced to the table. */
+/* Home slot of a customer: a 64-bit mix of its identity, reduced to the table. */
 static int
-slot_home(int64 customer_id, int nslots)
+slot_home(uint64 scope, int64 customer_id, int nslots)
 {
-	uint64		x = (uint64) customer_id;
+	uint64		x = (uint64) customer_id ^ (scope * UINT64CONST(0x9e3779b97f4a7c15));
 
 	x ^= x >> 33;
 	x *= UINT64CONST(0xff51afd7ed558ccd);
@@ -109,11 +113,11 @@ slot_window(int nslots)
  * index, or -1 if the customer has no slot.
  */
 static int
-slot_lookup_pin(int64 customer_id)
+slot_lookup_pin(uint64 scope, int64 customer_id)
 {
 	CapaccessSlot *slots = capaccess_shared->slots;
 	int			nslots = capaccess_shared->nslots;
-	int			home = slot_home(customer_id, nslots);
+	int			home = slot_home(scope, customer_id, nslots);
 	int			window = slot_window(nslots);
 
 	for (int i = 0; i < window; i++)
@@ -127,7 +131,8 @@ slot_lookup_pin(int64 customer_id)
 			if (CTL_STATE(ctl) != SLOT_ACTIVE)
 				break;
 			pg_read_barrier();
-			if ((int64) pg_atomic_read_u64(&s->key) != customer_id)
+			if ((int64) pg_atomic_read_u64(&s->key) != customer_id ||
+				pg_atomic_read_u64(&s->scope) != scope)
 				break;
 			/* CAS fails if the slot changed hands since ctl was read */
 			if (pg_atomic_compare_exchange_u64(&s->ctl, &ctl,
@@ -149,11 +154,11 @@ slot_lookup_pin(int64 customer_id)
  * window is in use.
  */
 static int
-slot_claim_locked(int64 customer_id)
+slot_claim_locked(uint64 scope, int64 customer_id)
 {
 	CapaccessSlot *slots = capaccess_shared->slots;
 	int			nslots = capaccess_shared->nslots;
-	int			home = slot_home(customer_id, nslots);
+	int			home = slot_home(scope, customer_id, nslots);
 	int			window = slot_window(nslots);
 
 	for (int i = 0; i < window; i++)
@@ -174,6 +179,7 @@ slot_claim_locked(int64 customer_id)
 		/* The slot is ours alone: nobody can pin a CLAIMING slot. */
 		capaccess_slot_forget_cache(idx);
 		pg_atomic_write_u64(&s->key, (uint64) customer_id);
+		pg_atomic_write_u64(&s->scope, scope);
 		/* exchange is a full barrier: key is visible before ACTIVE */
 		pg_atomic_exchange_u64(&s->ctl,
 							   CTL_MAKE(CTL_GEN(ctl) + 1, 1, SLOT_ACTIVE));
@@ -189,17 +195,17 @@ slot_claim_locked(int64 customer_id)
  * the customer has none; otherwise -1 is returned then.
  */
 int
-capaccess_slot_pin(int64 customer_id, bool create)
+capaccess_slot_pin(uint64 scope, int64 customer_id, bool create)
 {
 	CapaccessSlot *home_slot;
 	SpinDelayStatus delay;
 	int			idx;
 
-	idx = slot_lookup_pin(customer_id);
+	idx = slot_lookup_pin(scope, customer_id);
 	if (idx >= 0 || !create)
 		return idx;
 
-	home_slot = &capaccess_shared->slots[slot_home(customer_id,
+	home_slot = &capaccess_shared->slots[slot_home(scope, customer_id,
 												   capaccess_shared->nslots)];
 
 	/* The latch is held for a few dozen instructions; no error inside. */
@@ -214,9 +220,9 @@ capaccess_slot_pin(int64 customer_id, bool create)
 	}
 	finish_spin_delay(&delay);
 
-	idx = slot_lookup_pin(customer_id);
+	idx = slot_lookup_pin(scope, customer_id);
 	if (idx < 0)
-		idx = slot_claim_locked(customer_id);
+		idx = slot_claim_locked(scope, customer_id);
 
 	pg_atomic_write_u32(&home_slot->claim, 0);
 
@@ -323,6 +329,7 @@ capaccess_slot_inspect(int slot, CapaccessSlotView *view)
 	view->active = (CTL_STATE(ctl) == SLOT_ACTIVE);
 	pg_read_barrier();
 	view->customer_id = (int64) pg_atomic_read_u64(&s->key);
+	view->scope = pg_atomic_read_u64(&s->scope);
 	view->holder = pg_atomic_read_u32(&s->holder);
 	for (;;)
 	{

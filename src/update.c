@@ -97,20 +97,40 @@ prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 	return *plan;
 }
 
-/* Owner of capaccess.customer, whose rights the SPI statements run with. */
+/* OID of capaccess.customer in this database. */
 static Oid
-customer_table_owner(void)
+customer_table(void)
 {
 	Oid			nsp = get_namespace_oid("capaccess", true);
 	Oid			relid = OidIsValid(nsp) ? get_relname_relid("customer", nsp) : InvalidOid;
-	HeapTuple	tup;
-	Oid			owner;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table capaccess.customer does not exist"),
 				 errhint("Run CREATE EXTENSION capaccess in this database.")));
+	return relid;
+}
+
+/*
+ * The scope of this database's customers in the slot table: the database
+ * and the table, so that neither two databases nor a re-created extension
+ * share slots.
+ */
+uint64
+capaccess_scope(void)
+{
+	return ((uint64) MyDatabaseId << 32) | (uint64) customer_table();
+}
+
+/* Owner of capaccess.customer, whose rights the SPI statements run with. */
+static Oid
+customer_table_owner(void)
+{
+	Oid			relid = customer_table();
+	HeapTuple	tup;
+	Oid			owner;
+
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for relation %u", relid);
@@ -250,7 +270,9 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 	{
 		CapaccessState st;
 
-		slot = capaccess_slot_pin(customer_id, false);
+		uint64		scope = capaccess_scope();
+
+		slot = capaccess_slot_pin(scope, customer_id, false);
 		if (slot >= 0 && capaccess_slot_read_cache(slot, &st))
 		{
 			const char *reason = refusal_reason(&st, consume, has_cap, new_cap);
@@ -267,7 +289,7 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 			}
 		}
 		if (slot < 0)
-			slot = capaccess_slot_pin(customer_id, true);
+			slot = capaccess_slot_pin(scope, customer_id, true);
 
 		/* 2. take the gate; the pin now belongs to it */
 		capaccess_gate_acquire(slot, customer_id);
@@ -443,7 +465,8 @@ capaccess_register(PG_FUNCTION_ARGS)
 	 * state becomes the cache at commit.
 	 */
 	if (!capaccess_gate_is_held(customer_id))
-		capaccess_gate_acquire(capaccess_slot_pin(customer_id, true),
+		capaccess_gate_acquire(capaccess_slot_pin(capaccess_scope(),
+												  customer_id, true),
 							   customer_id);
 
 	capaccess_spi_connect(&spi);

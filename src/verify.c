@@ -18,7 +18,8 @@
  *	holder_gone		  a gate is held by a backend that no longer runs
  *	waiter_gone		  a gate's queue holds a backend that no longer runs
  *
- * The table checks read the committed rows.  A slot is compared with its row
+ * Only the slots of this database's customers are looked at.  The table
+ * checks read the committed rows.  A slot is compared with its row
  * only if, read before and after the row, it was free and its cache did not
  * change: then no update of that customer committed in between, since a
  * commit publishes to the cache before it frees the gate.
@@ -92,7 +93,7 @@ describe(int64 used, int64 cap, int64 clock, int64 seq, bool seq_isnull,
 
 /* Compare one free, loaded slot with its committed row. */
 static void
-check_slot(ReturnSetInfo *rsinfo, int slot, SPIPlanPtr plan)
+check_slot(ReturnSetInfo *rsinfo, int slot, uint64 scope, SPIPlanPtr plan)
 {
 	CapaccessSlotView before;
 	CapaccessSlotView after;
@@ -110,7 +111,8 @@ check_slot(ReturnSetInfo *rsinfo, int slot, SPIPlanPtr plan)
 	const CapaccessState *st = &before.state;
 	char	   *cached_access;
 
-	if (!capaccess_slot_inspect(slot, &before) || !before.active)
+	if (!capaccess_slot_inspect(slot, &before) || !before.active ||
+		before.scope != scope)
 		return;
 	if (before.holder != 0)
 	{
@@ -165,7 +167,7 @@ check_slot(ReturnSetInfo *rsinfo, int slot, SPIPlanPtr plan)
 
 /* Every backend queued on a gate must still run. */
 static void
-check_waiters(ReturnSetInfo *rsinfo, int slot)
+check_waiters(ReturnSetInfo *rsinfo, int slot, uint64 scope)
 {
 	CapaccessSlot *s = &capaccess_shared->slots[slot];
 	uint32		gone[8];
@@ -184,7 +186,8 @@ check_waiters(ReturnSetInfo *rsinfo, int slot)
 	{
 		CapaccessSlotView v;
 
-		(void) capaccess_slot_inspect(slot, &v);
+		if (!capaccess_slot_inspect(slot, &v) || v.scope != scope)
+			continue;
 		report(rsinfo, v.customer_id, "waiter_gone",
 			   psprintf("PGPROC %u is queued for the gate but runs no backend",
 						gone[i]));
@@ -198,10 +201,12 @@ capaccess_verify(PG_FUNCTION_ARGS)
 	CapaccessSpi spi;
 	Oid			argtype = INT8OID;
 	SPIPlanPtr	plan;
+	uint64		scope;
 
 	capaccess_check_loaded();
 	InitMaterializedSRF(fcinfo, 0);
 
+	scope = capaccess_scope();
 	capaccess_spi_connect(&spi);
 
 	if (SPI_execute(table_checks_sql, true, 0) != SPI_OK_SELECT)
@@ -223,8 +228,8 @@ capaccess_verify(PG_FUNCTION_ARGS)
 		elog(ERROR, "capaccess_verify: SPI_prepare failed");
 	for (int slot = 0; slot < capaccess_shared->nslots; slot++)
 	{
-		check_slot(rsinfo, slot, plan);
-		check_waiters(rsinfo, slot);
+		check_slot(rsinfo, slot, scope, plan);
+		check_waiters(rsinfo, slot, scope);
 	}
 
 	capaccess_spi_finish(&spi);
