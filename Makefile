@@ -35,6 +35,21 @@ include $(PGXS)
 # PGXS tracks no header dependencies; every object depends on this one.
 $(OBJS): src/capaccess.h
 
+# Formatting (pg_bsd_indent with pgindent's options), static analysis, and a
+# release archive of what an install needs (see .gitattributes).
+.PHONY: format format-check lint dist
+format:
+	scripts/format
+format-check:
+	scripts/format --check
+lint:
+	scripts/lint
+DIST_VERSION = $(shell sed -n 's/.*"version": "\([0-9.]*\)".*/\1/p' META.json | head -1)
+dist:
+	git archive --format=tar.gz --prefix=capaccess-$(DIST_VERSION)/ \
+		-o capaccess-$(DIST_VERSION).tar.gz HEAD
+	@echo "wrote capaccess-$(DIST_VERSION).tar.gz"
+
 # Each suite on its own, so that a test driver can count them separately.
 .PHONY: check-regress check-nopreload check-isolation check-tap
 

@@ -72,8 +72,8 @@ void
 _PG_init(void)
 {
 	/*
-	 * Loaded any other way, the module only lets CREATE EXTENSION and
-	 * pg_dump work; its functions report that it is not preloaded.
+	 * Loaded any other way, the module only lets CREATE EXTENSION and pg_dump
+	 * work; its functions report that it is not preloaded.
 	 */
 	if (!process_shared_preload_libraries_in_progress)
 		return;

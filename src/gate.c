@@ -444,8 +444,10 @@ gate_sleep(int64 customer_id)
 	CapaccessProc *mine = proc_at(MyProc->pgprocno);
 	TimestampTz start = GetCurrentTimestamp();
 	TimestampTz next_check = TimestampTzPlusMilliseconds(start, DeadlockTimeout);
-	TimestampTz deadline = LockTimeout > 0 ?
-		TimestampTzPlusMilliseconds(start, LockTimeout) : 0;
+	TimestampTz deadline = 0;
+
+	if (LockTimeout > 0)
+		deadline = TimestampTzPlusMilliseconds(start, LockTimeout);
 
 	for (;;)
 	{

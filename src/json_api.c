@@ -90,7 +90,12 @@ walk_object(Jsonb *jb, const char *argname, JsonArgs *a,
 		if (tok == WJB_KEY)
 			key = pnstrdup(v.val.string.val, v.val.string.len);
 		else if (tok == WJB_VALUE)
+		{
+			/* an object's iterator yields each value right after its key */
+			if (key == NULL)
+				elog(ERROR, "jsonb object value without a key");
 			take(argname, key, &v, a);
+		}
 	}
 }
 
