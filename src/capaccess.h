@@ -26,6 +26,7 @@
 #define CAPACCESS_H
 
 #include "port/atomics.h"
+#include "storage/itemptr.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 
@@ -50,6 +51,7 @@ typedef struct CapaccessState
 	bool		seq_isnull;
 	int			access_len;
 	char		access[CAPACCESS_ACCESS_CACHE];
+	ItemPointerData tid;		/* where this version of the row is, if known */
 } CapaccessState;
 
 /* One slot of the shared table.  See slots.c and gate.c for the protocol. */
@@ -128,6 +130,7 @@ extern void capaccess_slots_init(CapaccessSlot *slots, int nslots);
 extern int	capaccess_slot_pin(uint64 scope, int64 customer_id, bool create);
 extern void capaccess_slot_unpin(int slot);
 extern bool capaccess_slot_read_cache(int slot, CapaccessState *out);
+extern bool capaccess_slot_cached_tid(int slot, ItemPointer tid);
 extern void capaccess_slot_write_cache(int slot, const CapaccessState *state);
 extern void capaccess_slot_forget_cache(int slot);
 extern bool capaccess_slot_inspect(int slot, CapaccessSlotView *view);
@@ -135,7 +138,7 @@ extern bool capaccess_slot_inspect(int slot, CapaccessSlotView *view);
 /* gate.c */
 extern void capaccess_gate_register_callbacks(void);
 extern bool capaccess_gate_is_held(int64 customer_id);
-extern void capaccess_gate_acquire(int slot, int64 customer_id);
+extern bool capaccess_gate_acquire(int slot, int64 customer_id);
 extern void capaccess_gate_stage(int64 customer_id, const CapaccessState *state);
 extern void capaccess_gate_release_early(int64 customer_id,
 										 const CapaccessState *committed);

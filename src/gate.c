@@ -494,9 +494,10 @@ gate_sleep(int64 customer_id)
 /*
  * Take the gate of a slot the caller has pinned.  The pin then belongs to
  * the held gate, and is dropped when the gate is released.  A transaction
- * that already holds the gate just goes on.
+ * that already holds the gate just goes on.  Returns true if the gate was
+ * handed over after a wait in the queue, false if it was taken at once.
  */
-void
+bool
 capaccess_gate_acquire(int slot, int64 customer_id)
 {
 	CapaccessSlot *s = slot_at(slot);
@@ -507,7 +508,7 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 	if (held_find(customer_id) >= 0)
 	{
 		capaccess_slot_unpin(slot);
-		return;
+		return false;
 	}
 
 	if (!exit_hook_registered)
@@ -530,7 +531,7 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 	if (pg_atomic_compare_exchange_u32(&s->holder, &expected, (uint32) me + 1))
 	{
 		held_add(slot, customer_id);
-		return;
+		return false;
 	}
 
 	mine = proc_at(me);
@@ -540,7 +541,7 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 	{
 		SpinLockRelease(&s->qlock);
 		held_add(slot, customer_id);
-		return;
+		return false;
 	}
 	pg_atomic_write_u32(&mine->granted, 0);
 	mine->waiting_for = customer_id;
@@ -570,6 +571,7 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 
 	waiting_slot = -1;
 	held_add(slot, customer_id);
+	return true;
 }
 
 /* Remember the state an UPDATE under the gate wrote, for the commit. */

@@ -255,12 +255,9 @@ capaccess_slot_unpin(int slot)
 	}
 }
 
-/*
- * Read the cache of a pinned slot.  Returns false when it holds nothing, or
- * nothing usable (an access text too long to cache).
- */
-bool
-capaccess_slot_read_cache(int slot, CapaccessState *out)
+/* Copy a pinned slot's cache into out; false if it holds nothing. */
+static bool
+read_cache_raw(int slot, CapaccessState *out)
 {
 	CapaccessSlot *s = &capaccess_shared->slots[slot];
 
@@ -281,8 +278,33 @@ capaccess_slot_read_cache(int slot, CapaccessState *out)
 			memcpy(out, &s->state, sizeof(CapaccessState));
 		pg_read_barrier();
 		if (pg_atomic_read_u32(&s->version) == before)
-			return loaded && out->access_len >= 0;
+			return loaded;
 	}
+}
+
+/*
+ * Read the cache of a pinned slot.  Returns false when it holds nothing, or
+ * nothing usable (an access text too long to cache).
+ */
+bool
+capaccess_slot_read_cache(int slot, CapaccessState *out)
+{
+	return read_cache_raw(slot, out) && out->access_len >= 0;
+}
+
+/*
+ * Where the last committed version of the slot's row was, if the cache
+ * knows.  A hint only: whoever uses it must check the row found there.
+ */
+bool
+capaccess_slot_cached_tid(int slot, ItemPointer tid)
+{
+	CapaccessState st;
+
+	if (!read_cache_raw(slot, &st) || !ItemPointerIsValid(&st.tid))
+		return false;
+	ItemPointerCopy(&st.tid, tid);
+	return true;
 }
 
 /* Publish a committed state.  Caller holds the slot's gate.  Cannot fail. */

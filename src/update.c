@@ -27,7 +27,9 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -37,7 +39,9 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -46,27 +50,47 @@
 PG_FUNCTION_INFO_V1(capaccess_update);
 PG_FUNCTION_INFO_V1(capaccess_register);
 
-/* $1 customer_id, $2 consume, $3 new cap or NULL, $4 new access or NULL */
-static const char *const update_sql =
-"UPDATE capaccess.customer AS c SET"
-"  used = c.used OPERATOR(pg_catalog.+) $2,"
-"  cap = COALESCE($3, c.cap),"
-"  access = COALESCE($4, c.access),"
-"  clock = c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
-"  seq = pg_catalog.nextval('capaccess.seq'::pg_catalog.regclass),"
-"  state_hash = capaccess.state_hash(c.customer_id,"
-"    c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
-"    c.used OPERATOR(pg_catalog.+) $2, COALESCE($3, c.cap),"
-"    COALESCE($4, c.access)),"
+/*
+ * The UPDATE, in two forms.  $1 customer_id, $2 consume, $3 new cap or
+ * NULL, $4 new access or NULL.  The first finds the row by its primary key.
+ * The second, with $5, goes straight to the row version the slot cache says
+ * was committed last: with a long queue, the waiters' snapshots keep every
+ * version since the oldest of them from being pruned, and the key lookup
+ * walks them all.  Both check the key and the cap, so a stale $5 finds
+ * nothing and the first form runs.
+ */
+#define UPDATE_SET \
+"UPDATE capaccess.customer AS c SET" \
+"  used = c.used OPERATOR(pg_catalog.+) $2," \
+"  cap = COALESCE($3, c.cap)," \
+"  access = COALESCE($4, c.access)," \
+"  clock = c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8," \
+"  seq = pg_catalog.nextval('capaccess.seq'::pg_catalog.regclass)," \
+"  state_hash = capaccess.state_hash(c.customer_id," \
+"    c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8," \
+"    c.used OPERATOR(pg_catalog.+) $2, COALESCE($3, c.cap)," \
+"    COALESCE($4, c.access))," \
 "  updated_at = pg_catalog.now()"
-" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-"   AND c.used OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.>=) 0::pg_catalog.int8"
-"   AND ($2 OPERATOR(pg_catalog.<=) 0::pg_catalog.int8"
+#define UPDATE_CAP_QUAL \
+"   AND c.used OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.>=) 0::pg_catalog.int8" \
+"   AND ($2 OPERATOR(pg_catalog.<=) 0::pg_catalog.int8" \
 "        OR c.used OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) COALESCE($3, c.cap))"
-" RETURNING c.*";
+
+static const char *const update_sql =
+UPDATE_SET
+" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+UPDATE_CAP_QUAL
+" RETURNING c.*, c.ctid";
+
+static const char *const update_tid_sql =
+UPDATE_SET
+" WHERE c.ctid OPERATOR(pg_catalog.=) $5"
+"   AND c.customer_id OPERATOR(pg_catalog.=) $1"
+UPDATE_CAP_QUAL
+" RETURNING c.*, c.ctid";
 
 static const char *const select_sql =
-"SELECT c.* FROM capaccess.customer AS c"
+"SELECT c.*, c.ctid FROM capaccess.customer AS c"
 " WHERE c.customer_id OPERATOR(pg_catalog.=) $1";
 
 static const char *const insert_sql =
@@ -78,6 +102,7 @@ static const char *const insert_sql =
 " RETURNING c.*";
 
 static SPIPlanPtr update_plan = NULL;
+static SPIPlanPtr update_tid_plan = NULL;
 static SPIPlanPtr select_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 
@@ -97,19 +122,63 @@ prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 	return *plan;
 }
 
-/* OID of capaccess.customer in this database. */
-static Oid
-customer_table(void)
-{
-	Oid			nsp = get_namespace_oid("capaccess", true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid("customer", nsp) : InvalidOid;
+/*
+ * This backend's lookup of capaccess.customer and its owner, done once and
+ * dropped whenever the relation cache entry of the table is invalidated
+ * (DROP EXTENSION, ALTER TABLE ... OWNER, RENAME, SET SCHEMA) or the whole
+ * relation cache is reset.
+ */
+static Oid	customer_relid = InvalidOid;
+static Oid	customer_owner = InvalidOid;
+static bool customer_inval_registered = false;
 
+static void
+customer_table_inval(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == customer_relid)
+	{
+		customer_relid = InvalidOid;
+		customer_owner = InvalidOid;
+	}
+}
+
+static void
+customer_table_lookup(void)
+{
+	Oid			nsp;
+	Oid			relid;
+	HeapTuple	tup;
+
+	if (OidIsValid(customer_relid))
+		return;
+	if (!customer_inval_registered)
+	{
+		CacheRegisterRelcacheCallback(customer_table_inval, (Datum) 0);
+		customer_inval_registered = true;
+	}
+
+	nsp = get_namespace_oid("capaccess", true);
+	relid = OidIsValid(nsp) ? get_relname_relid("customer", nsp) : InvalidOid;
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table capaccess.customer does not exist"),
 				 errhint("Run CREATE EXTENSION capaccess in this database.")));
-	return relid;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	customer_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	customer_relid = relid;
+}
+
+/* OID of capaccess.customer in this database. */
+static Oid
+customer_table(void)
+{
+	customer_table_lookup();
+	return customer_relid;
 }
 
 /*
@@ -127,16 +196,8 @@ capaccess_scope(void)
 static Oid
 customer_table_owner(void)
 {
-	Oid			relid = customer_table();
-	HeapTuple	tup;
-	Oid			owner;
-
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
+	customer_table_lookup();
+	return customer_owner;
 }
 
 /*
@@ -183,7 +244,8 @@ spi_int8(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
 
 /*
  * Copy a capaccess.customer row (customer_id, cap, used, access, clock, seq,
- * state_hash, updated_at) into state, and its access text into cxt.
+ * state_hash, updated_at, and ctid when the statement returns it) into
+ * state, and its access text into cxt.
  */
 static void
 state_from_row(HeapTuple tup, TupleDesc desc, CapaccessState *st,
@@ -199,6 +261,11 @@ state_from_row(HeapTuple tup, TupleDesc desc, CapaccessState *st,
 	st->clock = spi_int8(tup, desc, 5, &isnull);
 	st->seq = spi_int8(tup, desc, 6, &st->seq_isnull);
 	st->state_hash = spi_int8(tup, desc, 7, &isnull);
+	if (desc->natts >= 9)
+		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 9, &isnull)),
+						&st->tid);
+	else
+		ItemPointerSetInvalid(&st->tid);
 
 	len = VARSIZE_ANY_EXHDR(access);
 	if (len <= CAPACCESS_ACCESS_CACHE)
@@ -246,6 +313,39 @@ refusal_reason(const CapaccessState *st, int64 consume, bool has_cap,
 	return NULL;
 }
 
+/*
+ * Give the page of the row version about to be updated by TID a chance to
+ * be pruned.  An index scan does this on its way to a row; the TID path
+ * skips the index, and without it the page would fill with dead versions
+ * and updates would stop being HOT.
+ */
+static void
+prune_page_of(ItemPointer tid)
+{
+	Relation	rel = table_open(customer_table(), RowExclusiveLock);
+	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
+
+	if (blkno < RelationGetNumberOfBlocks(rel))
+	{
+		Buffer		buf = ReadBuffer(rel, blkno);
+
+		heap_page_prune_opt(rel, buf);
+		ReleaseBuffer(buf);
+	}
+	table_close(rel, NoLock);
+}
+
+/* Run one form of the UPDATE; true if it updated the row. */
+static bool
+run_update(SPIPlanPtr plan, Datum *args, const char *nulls)
+{
+	int			rc = SPI_execute_plan(plan, args, nulls, false, 0);
+
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "capaccess UPDATE failed: %s", SPI_result_code_string(rc));
+	return SPI_processed == 1;
+}
+
 void
 capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 					int64 new_cap, const char *new_access,
@@ -255,9 +355,12 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 	bool		held_before;
 	int			slot = -1;
 	CapaccessSpi spi;
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	Oid			argtypes[4] = {INT8OID, INT8OID, INT8OID, TEXTOID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[5] = {INT8OID, INT8OID, INT8OID, TEXTOID, TIDOID};
+	ItemPointerData tid;
+	bool		done = false;
+	bool		waited = false;
 	int			rc;
 
 	check_can_write("capaccess_update()");
@@ -292,7 +395,7 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 			slot = capaccess_slot_pin(scope, customer_id, true);
 
 		/* 2. take the gate; the pin now belongs to it */
-		capaccess_gate_acquire(slot, customer_id);
+		waited = capaccess_gate_acquire(slot, customer_id);
 	}
 
 	/* 3. the UPDATE, as the table's owner */
@@ -311,12 +414,24 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 		nulls[3] = 'n';
 	}
 
-	rc = SPI_execute_plan(prepare_once(&update_plan, update_sql, 4, argtypes),
-						  args, nulls, false, 0);
-	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "capaccess UPDATE failed: %s", SPI_result_code_string(rc));
+	/*
+	 * A call that waited in line goes to the last committed version directly,
+	 * if the cache knows where it is: the queue's snapshots are what keeps
+	 * the versions behind it from being pruned.  Otherwise, or if that
+	 * version is not the one this statement sees, by the key.
+	 */
+	if (waited && capaccess_slot_cached_tid(slot, &tid))
+	{
+		prune_page_of(&tid);
+		args[4] = PointerGetDatum(&tid);
+		done = run_update(prepare_once(&update_tid_plan, update_tid_sql, 5,
+									   argtypes), args, nulls);
+	}
+	if (!done)
+		done = run_update(prepare_once(&update_plan, update_sql, 4, argtypes),
+						  args, nulls);
 
-	if (SPI_processed == 1)
+	if (done)
 	{
 		/* 4. accepted: published at commit */
 		CapaccessState st;
@@ -465,9 +580,9 @@ capaccess_register(PG_FUNCTION_ARGS)
 	 * state becomes the cache at commit.
 	 */
 	if (!capaccess_gate_is_held(customer_id))
-		capaccess_gate_acquire(capaccess_slot_pin(capaccess_scope(),
-												  customer_id, true),
-							   customer_id);
+		(void) capaccess_gate_acquire(capaccess_slot_pin(capaccess_scope(),
+														 customer_id, true),
+									  customer_id);
 
 	capaccess_spi_connect(&spi);
 	rc = SPI_execute_plan(prepare_once(&insert_plan, insert_sql, 3, argtypes),
