@@ -43,6 +43,8 @@
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 
 #include "capaccess.h"
@@ -106,12 +108,18 @@ static SPIPlanPtr update_tid_plan = NULL;
 static SPIPlanPtr select_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 
+/*
+ * Prepare a statement once per backend.  It always runs with its generic
+ * plan, built once: custom plans would be planned again on each of the
+ * first calls, and the UPDATEs run while the whole queue waits.
+ */
 static SPIPlanPtr
 prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*plan == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr	p = SPI_prepare_cursor(sql, nargs, argtypes,
+										   CURSOR_OPT_GENERIC_PLAN);
 
 		if (p == NULL)
 			elog(ERROR, "SPI_prepare failed for capaccess statement: %s",
@@ -132,6 +140,9 @@ static Oid	customer_relid = InvalidOid;
 static Oid	customer_owner = InvalidOid;
 static bool customer_inval_registered = false;
 
+/* The UPDATE plans are built and, as far as we know, valid. */
+static bool update_plans_ready = false;
+
 static void
 customer_table_inval(Datum arg, Oid relid)
 {
@@ -139,6 +150,7 @@ customer_table_inval(Datum arg, Oid relid)
 	{
 		customer_relid = InvalidOid;
 		customer_owner = InvalidOid;
+		update_plans_ready = false;
 	}
 }
 
@@ -335,6 +347,35 @@ prune_page_of(ItemPointer tid)
 	table_close(rel, NoLock);
 }
 
+/*
+ * Build the UPDATE plans before queueing for the gate.  A backend's first
+ * call, or its first after the table changed, would otherwise parse and
+ * plan them, and load the catalog entries they need, while the gate is
+ * held and the whole queue waits.  Building a plan locks the table and its
+ * index as the UPDATE would, so those locks are taken before the wait.
+ */
+static void
+prepare_update_plans(Oid *argtypes)
+{
+	CapaccessSpi spi;
+	SPIPlanPtr	plans[2];
+
+	if (update_plans_ready)
+		return;
+	capaccess_spi_connect(&spi);
+	plans[0] = prepare_once(&update_plan, update_sql, 4, argtypes);
+	plans[1] = prepare_once(&update_tid_plan, update_tid_sql, 5, argtypes);
+	for (int i = 0; i < lengthof(plans); i++)
+	{
+		CachedPlan *cplan = SPI_plan_get_cached_plan(plans[i]);
+
+		if (cplan != NULL)
+			ReleaseCachedPlan(cplan, CurrentResourceOwner);
+	}
+	capaccess_spi_finish(&spi);
+	update_plans_ready = true;
+}
+
 /* Run one form of the UPDATE; true if it updated the row. */
 static bool
 run_update(SPIPlanPtr plan, Datum *args, const char *nulls)
@@ -372,8 +413,10 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 	if (!held_before)
 	{
 		CapaccessState st;
-
 		uint64		scope = capaccess_scope();
+
+		/* planning, if this backend has not yet, is done before the queue */
+		prepare_update_plans(argtypes);
 
 		slot = capaccess_slot_pin(scope, customer_id, false);
 		if (slot >= 0 && capaccess_slot_read_cache(slot, &st))
