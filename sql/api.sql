@@ -96,7 +96,8 @@ SELECT (j ->> 'state_hash')::bigint = c.state_hash AS same_hash,
 
 -- the counters moved
 SELECT accepted > 0 AS accepted, rejected > 0 AS rejected,
-       fast_rejected > 0 AS fast_rejected, slots_held
+       fast_rejected > 0 AS fast_rejected, slots_held,
+       holds > 0 AS holds, hold_time_ms > 0 AS hold_time
   FROM capaccess_stats();
 
 -- every row is consistent with its hash

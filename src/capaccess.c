@@ -149,6 +149,10 @@ capaccess_shmem_startup(void)
 		pg_atomic_init_u64(&c->deadlocks, 0);
 		pg_atomic_init_u64(&c->lock_timeouts, 0);
 		pg_atomic_init_u64(&c->evictions, 0);
+		pg_atomic_init_u64(&c->handoffs, 0);
+		pg_atomic_init_u64(&c->handoff_us, 0);
+		pg_atomic_init_u64(&c->holds, 0);
+		pg_atomic_init_u64(&c->hold_us, 0);
 
 		capaccess_slots_init(capaccess_shared->slots, capaccess_max_customers);
 
@@ -159,6 +163,7 @@ capaccess_shmem_startup(void)
 			p->next = -1;
 			p->prev = -1;
 			p->waiting_for = 0;
+			p->granted_at = 0;
 			pg_atomic_init_u32(&p->waiting_slot, 0);
 			pg_atomic_init_u32(&p->granted, 0);
 		}

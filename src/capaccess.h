@@ -29,6 +29,7 @@
 #include "storage/itemptr.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
+#include "utils/timestamp.h"
 
 /* Longest access text (in bytes) that a slot's cache can hold. */
 #define CAPACCESS_ACCESS_CACHE	48
@@ -83,6 +84,7 @@ typedef struct CapaccessProc
 	pg_atomic_uint32 waiting_slot;	/* slot index + 1 waited on, 0 if none */
 	pg_atomic_uint32 granted;	/* set by the releaser that hands us the gate */
 	int64		waiting_for;	/* customer id waited for, for messages */
+	TimestampTz granted_at;		/* when the gate was handed to us */
 } CapaccessProc;
 
 /* Counters shown by capaccess_stats(). */
@@ -95,6 +97,11 @@ typedef struct CapaccessCounters
 	pg_atomic_uint64 deadlocks;
 	pg_atomic_uint64 lock_timeouts;
 	pg_atomic_uint64 evictions;
+	pg_atomic_uint64 handoffs;	/* gates handed to a waiter */
+	pg_atomic_uint64 handoff_us;	/* from those hand-offs to the new holder
+									 * running again */
+	pg_atomic_uint64 holds;		/* gates released */
+	pg_atomic_uint64 hold_us;	/* from taking those gates to releasing them */
 } CapaccessCounters;
 
 typedef struct CapaccessShared

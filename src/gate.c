@@ -88,6 +88,7 @@ typedef struct HeldGate
 {
 	int64		customer_id;
 	int			slot;
+	TimestampTz taken_at;		/* for capaccess_stats() */
 	PendingKind pending;
 	SubTransactionId pending_subid;
 	CapaccessState state;
@@ -139,7 +140,7 @@ capaccess_gate_is_held(int64 customer_id)
  * gate.  Cannot fail: it runs in transaction callbacks.
  */
 static void
-gate_handoff(int slot)
+gate_handoff(int slot, TimestampTz now)
 {
 	CapaccessSlot *s = slot_at(slot);
 	int			next;
@@ -161,6 +162,8 @@ gate_handoff(int slot)
 		w->prev = -1;
 		pg_atomic_write_u32(&s->holder, (uint32) next + 1);
 		pg_atomic_write_u32(&w->waiting_slot, 0);
+		w->granted_at = now;
+		pg_write_barrier();		/* granted_at before granted */
 		pg_atomic_write_u32(&w->granted, 1);
 	}
 	SpinLockRelease(&s->qlock);
@@ -207,16 +210,32 @@ gate_abandon_wait(void)
 
 	waiting_slot = -1;
 	if (granted)
-		gate_handoff(slot);
+		gate_handoff(slot, GetCurrentTimestamp());
 	capaccess_slot_unpin(slot);
+}
+
+/* Count a held gate's release, for capaccess_stats(). */
+static void
+count_release(const HeldGate *h, TimestampTz now)
+{
+	CapaccessCounters *c = &capaccess_shared->counters;
+
+	pg_atomic_fetch_add_u64(&c->holds, 1);
+	if (now > h->taken_at)
+		pg_atomic_fetch_add_u64(&c->hold_us, (uint64) (now - h->taken_at));
 }
 
 /* Release every gate we hold; at commit, publish what was staged. */
 static void
 gate_release_all(bool commit)
 {
-	gate_abandon_wait();
+	TimestampTz now;
 
+	gate_abandon_wait();
+	if (nheld == 0)
+		return;
+
+	now = GetCurrentTimestamp();
 	for (int i = 0; i < nheld; i++)
 	{
 		HeldGate   *h = &held[i];
@@ -225,7 +244,8 @@ gate_release_all(bool commit)
 			capaccess_slot_write_cache(h->slot, &h->state);
 		else if (commit && h->pending == PENDING_UNKNOWN)
 			capaccess_slot_forget_cache(h->slot);
-		gate_handoff(h->slot);
+		count_release(h, now);
+		gate_handoff(h->slot, now);
 		capaccess_slot_unpin(h->slot);
 	}
 	nheld = 0;
@@ -258,12 +278,13 @@ held_reserve(void)
 }
 
 static void
-held_add(int slot, int64 customer_id)
+held_add(int slot, int64 customer_id, TimestampTz now)
 {
 	HeldGate   *h = &held[nheld++];
 
 	h->customer_id = customer_id;
 	h->slot = slot;
+	h->taken_at = now;
 	h->pending = PENDING_NONE;
 	h->pending_subid = InvalidSubTransactionId;
 }
@@ -504,6 +525,7 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 	CapaccessProc *mine;
 	int			me = MyProc->pgprocno;
 	uint32		expected = 0;
+	TimestampTz now;
 
 	if (held_find(customer_id) >= 0)
 	{
@@ -530,7 +552,7 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 	/* uncontended: the gate is free, so nobody waits for it either */
 	if (pg_atomic_compare_exchange_u32(&s->holder, &expected, (uint32) me + 1))
 	{
-		held_add(slot, customer_id);
+		held_add(slot, customer_id, GetCurrentTimestamp());
 		return false;
 	}
 
@@ -540,7 +562,7 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 	if (pg_atomic_compare_exchange_u32(&s->holder, &expected, (uint32) me + 1))
 	{
 		SpinLockRelease(&s->qlock);
-		held_add(slot, customer_id);
+		held_add(slot, customer_id, GetCurrentTimestamp());
 		return false;
 	}
 	pg_atomic_write_u32(&mine->granted, 0);
@@ -570,7 +592,12 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 	PG_END_TRY();
 
 	waiting_slot = -1;
-	held_add(slot, customer_id);
+	now = GetCurrentTimestamp();
+	held_add(slot, customer_id, now);
+	pg_atomic_fetch_add_u64(&capaccess_shared->counters.handoffs, 1);
+	if (now > mine->granted_at)
+		pg_atomic_fetch_add_u64(&capaccess_shared->counters.handoff_us,
+								(uint64) (now - mine->granted_at));
 	return true;
 }
 
@@ -597,13 +624,16 @@ capaccess_gate_release_early(int64 customer_id, const CapaccessState *committed)
 {
 	int			i = held_find(customer_id);
 	int			slot;
+	TimestampTz now;
 
 	Assert(i >= 0);
 	slot = held[i].slot;
+	now = GetCurrentTimestamp();
+	count_release(&held[i], now);
 	held[i] = held[--nheld];
 	if (committed != NULL)
 		capaccess_slot_write_cache(slot, committed);
-	gate_handoff(slot);
+	gate_handoff(slot, now);
 	capaccess_slot_unpin(slot);
 }
 

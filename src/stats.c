@@ -4,7 +4,9 @@
  *	  capaccess_stats(): the extension's counters and slot occupancy.
  *
  * The counters count calls since the server started (or last restarted
- * after a crash); they are not transactional.  A slot is "in use" while it
+ * after a crash); they are not transactional.  The two times are totals in
+ * milliseconds: from a gate's hand-off to a waiter until that waiter runs
+ * again (its wake-up), and from taking a gate until releasing it.  A slot is "in use" while it
  * is pinned: a gate holder, a waiter, or a lookup is on it.
  *
  *-------------------------------------------------------------------------
@@ -24,8 +26,8 @@ capaccess_stats(PG_FUNCTION_ARGS)
 {
 	CapaccessCounters *c;
 	TupleDesc	tupdesc;
-	Datum		values[10];
-	bool		nulls[10] = {0};
+	Datum		values[14];
+	bool		nulls[14] = {0};
 	int			loaded = 0;
 	int			held = 0;
 
@@ -51,9 +53,13 @@ capaccess_stats(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&c->deadlocks));
 	values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&c->lock_timeouts));
 	values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&c->evictions));
-	values[7] = Int32GetDatum(capaccess_shared->nslots);
-	values[8] = Int32GetDatum(loaded);
-	values[9] = Int32GetDatum(held);
+	values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&c->handoffs));
+	values[8] = Float8GetDatum((double) pg_atomic_read_u64(&c->handoff_us) / 1000.0);
+	values[9] = Int64GetDatum((int64) pg_atomic_read_u64(&c->holds));
+	values[10] = Float8GetDatum((double) pg_atomic_read_u64(&c->hold_us) / 1000.0);
+	values[11] = Int32GetDatum(capaccess_shared->nslots);
+	values[12] = Int32GetDatum(loaded);
+	values[13] = Int32GetDatum(held);
 
 	tupdesc = BlessTupleDesc(tupdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

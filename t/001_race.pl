@@ -88,5 +88,16 @@ is( $node->safe_psql(
 	't|0',
 	'capaccess: clients waited on the gate, and none holds it now');
 
+# the timing counters: every accepted update held and released its gate;
+# gates were handed to waiters (never more often than calls queued), and
+# both totals advanced
+is( $node->safe_psql(
+		'postgres', qq{SELECT holds >= $clients, hold_time_ms > 0,
+		                      handoffs > 0, handoffs <= waits,
+		                      handoff_time_ms > 0
+		                 FROM capaccess_stats()}),
+	't|t|t|t|t',
+	'capaccess: hold and hand-off counters add up');
+
 $node->stop;
 done_testing();
