@@ -9,10 +9,14 @@
  *	   its last committed state and that state already refuses the call (cap
  *	   exceeded, below zero), answer from it without touching the gate or the
  *	   table: refusals never queue behind accepted updates.
- *	2. Take the customer's gate (gate.c), waiting in line if needed.
- *	3. Run one prepared UPDATE through SPI.  The statement itself checks the
- *	   cap and computes the new clock, sequence number and state hash from
- *	   the row, so the table stays right whatever shared memory says.
+ *	2. Take the customer's gate (gate.c), waiting in line if needed.  The
+ *	   UPDATE's plans are built before that, so no backend plans under the
+ *	   gate while others wait.
+ *	3. Run one prepared UPDATE through SPI: after a wait, by the position
+ *	   of the last committed row version (its ctid), else, or if that finds
+ *	   nothing, by key.  The statement itself checks the cap and computes
+ *	   the new clock, sequence number and state hash from the row, so the
+ *	   table stays right whatever shared memory says.
  *	4. Accepted: stage the new state; it is published to the cache when the
  *	   transaction commits, and the gate is released then.
  *	   Refused or unknown customer: read the row to say why.  If this call
