@@ -6,8 +6,9 @@
  * The counters count calls since the server started (or last restarted
  * after a crash); they are not transactional.  The two times are totals in
  * milliseconds: from a gate's hand-off to a waiter until that waiter runs
- * again (its wake-up), and from taking a gate until releasing it.  A slot is "in use" while it
- * is pinned: a gate holder, a waiter, or a lookup is on it.
+ * again (its wake-up), and from taking a gate until releasing it.  A slot
+ * is "in use" while it is pinned: a gate holder, a waiter, or a lookup is
+ * on it.
  *
  *-------------------------------------------------------------------------
  */
