@@ -84,6 +84,7 @@ CREATE FUNCTION @extschema@.capaccess_stats(OUT accepted bigint,
 											OUT handoff_time_ms double precision,
 											OUT holds bigint,
 											OUT hold_time_ms double precision,
+											OUT early_releases bigint,
 											OUT slots integer,
 											OUT slots_loaded integer,
 											OUT slots_held integer)

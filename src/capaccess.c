@@ -38,6 +38,7 @@ PG_MODULE_MAGIC;
 #define CAPACCESS_TRANCHE_NAME	"capaccess"
 
 int			capaccess_max_customers = 10000;
+bool		capaccess_early_release = true;
 
 CapaccessShared *capaccess_shared = NULL;
 
@@ -89,6 +90,17 @@ _PG_init(void)
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("capaccess.early_release",
+							 "Hands a customer's gate to the next caller before the commit is flushed.",
+							 "The transaction still waits for the flush before it reports "
+							 "success, so no acknowledged update can be lost; other sessions "
+							 "may read the new state for the duration of that flush.",
+							 &capaccess_early_release,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("capaccess");
 
@@ -153,6 +165,8 @@ capaccess_shmem_startup(void)
 		pg_atomic_init_u64(&c->handoff_us, 0);
 		pg_atomic_init_u64(&c->holds, 0);
 		pg_atomic_init_u64(&c->hold_us, 0);
+		pg_atomic_init_u64(&c->early_releases, 0);
+		pg_atomic_init_u64(&capaccess_shared->released_lsn, InvalidXLogRecPtr);
 
 		capaccess_slots_init(capaccess_shared->slots, capaccess_max_customers);
 

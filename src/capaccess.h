@@ -25,6 +25,7 @@
 #ifndef CAPACCESS_H
 #define CAPACCESS_H
 
+#include "access/xlogdefs.h"
 #include "port/atomics.h"
 #include "storage/itemptr.h"
 #include "storage/lwlock.h"
@@ -53,6 +54,7 @@ typedef struct CapaccessState
 	int			access_len;
 	char		access[CAPACCESS_ACCESS_CACHE];
 	ItemPointerData tid;		/* where this version of the row is, if known */
+	XLogRecPtr	lsn;			/* WAL to flush before answering from it */
 } CapaccessState;
 
 /* One slot of the shared table.  See slots.c and gate.c for the protocol. */
@@ -102,6 +104,8 @@ typedef struct CapaccessCounters
 									 * running again */
 	pg_atomic_uint64 holds;		/* gates released */
 	pg_atomic_uint64 hold_us;	/* from taking those gates to releasing them */
+	pg_atomic_uint64 early_releases;	/* commits whose gates were released
+										 * before their flush */
 } CapaccessCounters;
 
 typedef struct CapaccessShared
@@ -110,6 +114,8 @@ typedef struct CapaccessShared
 	int			nslots;
 	int			nprocs;
 	CapaccessCounters counters;
+	pg_atomic_uint64 released_lsn;	/* highest commit record of a transaction
+									 * that released gates before its flush */
 	CapaccessSlot *slots;		/* nslots entries, in this segment */
 	CapaccessProc *procs;		/* nprocs entries, in this segment */
 } CapaccessShared;
@@ -128,6 +134,7 @@ typedef struct CapaccessSlotView
 
 /* capaccess.c */
 extern int	capaccess_max_customers;
+extern bool capaccess_early_release;
 extern CapaccessShared *capaccess_shared;
 extern void capaccess_check_loaded(void);
 

@@ -35,15 +35,34 @@
  *
  * Commit and abort.  The gate is held until the top-level transaction ends.
  * The state written by the transaction's UPDATEs is staged in backend-local
- * memory; the commit callback (after the commit record is flushed and the
- * transaction is visible to new snapshots) publishes it to the slot cache
- * and then releases the gate, so the next holder's fresh snapshot already
- * sees the committed row.  The abort callback publishes nothing.  A
- * subtransaction that rolls back marks what it staged as unknown; at commit
- * the cache is then dropped and will be reloaded from the table.  Both
- * callbacks only use spinlocks, atomics and SetLatch: they cannot fail.
+ * memory; the commit callback (after the transaction is visible to new
+ * snapshots) publishes it to the slot cache and then releases the gate, so
+ * the next holder's fresh snapshot already sees the committed row.  The
+ * abort callback publishes nothing.  A subtransaction that rolls back marks
+ * what it staged as unknown; at commit the cache is then dropped and will be
+ * reloaded from the table.  Releasing uses only spinlocks, atomics and
+ * SetLatch, so it cannot fail.  (The flush that follows an early release can
+ * fail, but only with a PANIC, as it would inside the commit itself.)
  * PREPARE TRANSACTION is refused while a gate is held, because no callback
  * runs at COMMIT PREPARED.
+ *
+ * Early release (capaccess.early_release, on by default).  Waiting for the
+ * commit record to reach disk is most of a holder's time, and nobody in the
+ * queue needs it: a later transaction's commit record follows this one's
+ * in the WAL, so the later one cannot be durable unless this one is.  So
+ * the pre-commit callback of a transaction that holds a gate makes this
+ * commit asynchronous (synchronous_commit = off, for this transaction
+ * only); the commit callback publishes the state, hands the gate on, and
+ * only then flushes the WAL up to the commit record, before the client is
+ * told anything.  A crash can therefore lose only transactions that no
+ * client was told had committed, exactly as without early release.  What
+ * changes: for the length of one flush, a session that only reads may see
+ * the new state before it is durable.  capaccess's own refusals, which
+ * report a state without writing, flush up to that state's commit before
+ * they answer.  Early release is not used when synchronous_commit is
+ * already off (there is no flush to wait for), or when synchronous
+ * standbys must confirm the commit (the state must not be seen before they
+ * do).
  *
  * Deadlocks.  Gate waits are invisible to PostgreSQL's deadlock detector,
  * so a waiter checks for itself after deadlock_timeout, and again every
@@ -61,16 +80,21 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "replication/syncrep.h"
+#include "replication/walsender.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/array.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -103,6 +127,9 @@ static int	maxheld = 0;
 static int	waiting_slot = -1;
 
 static bool exit_hook_registered = false;
+
+/* This transaction commits asynchronously and flushes after the release. */
+static bool flush_after_release = false;
 
 static void gate_xact_callback(XactEvent event, void *arg);
 static void gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -241,7 +268,10 @@ gate_release_all(bool commit)
 		HeldGate   *h = &held[i];
 
 		if (commit && h->pending == PENDING_STATE)
+		{
+			h->state.lsn = XactLastCommitEnd;
 			capaccess_slot_write_cache(h->slot, &h->state);
+		}
 		else if (commit && h->pending == PENDING_UNKNOWN)
 			capaccess_slot_forget_cache(h->slot);
 		count_release(h, now);
@@ -637,6 +667,49 @@ capaccess_gate_release_early(int64 customer_id, const CapaccessState *committed)
 	capaccess_slot_unpin(slot);
 }
 
+/*
+ * Raise released_lsn to lsn, the end of a commit record of a transaction
+ * that held gates.  Done before the gates are released, so that whoever
+ * takes one of them next finds that commit covered, even if it is not yet
+ * flushed: released early, or by a session with synchronous_commit = off.
+ */
+static void
+advance_released_lsn(XLogRecPtr lsn)
+{
+	pg_atomic_uint64 *p = &capaccess_shared->released_lsn;
+	uint64		cur = pg_atomic_read_u64(p);
+
+	while (cur < lsn && !pg_atomic_compare_exchange_u64(p, &cur, lsn))
+		;
+}
+
+/*
+ * At pre-commit: should this transaction release its gates before its
+ * commit is flushed?  If so, make the commit asynchronous; the commit
+ * callback flushes after the release.  See "Early release" above.
+ */
+static void
+gate_pre_commit(void)
+{
+	if (nheld == 0 || !capaccess_early_release || IsInParallelMode())
+		return;
+	/* wrote nothing: there is no commit record to wait for */
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		return;
+	/* already asynchronous: the gates go as soon as the commit is recorded */
+	if (synchronous_commit <= SYNCHRONOUS_COMMIT_OFF)
+		return;
+	/* synchronous standbys must confirm before anyone sees the commit */
+	if (SyncRepRequested() &&
+		SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0')
+		return;
+
+	(void) set_config_option("synchronous_commit", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+							 true, 0, false);
+	flush_after_release = true;
+}
+
 static void
 gate_xact_callback(XactEvent event, void *arg)
 {
@@ -651,15 +724,28 @@ gate_xact_callback(XactEvent event, void *arg)
 								   held[0].customer_id),
 						 errhint("Commit or roll back the transaction instead; capaccess does not support two-phase commit.")));
 			break;
+		case XACT_EVENT_PRE_COMMIT:
+			gate_pre_commit();
+			break;
 		case XACT_EVENT_COMMIT:
+			if (nheld > 0 && TransactionIdIsValid(GetTopTransactionIdIfAny()))
+				advance_released_lsn(XactLastCommitEnd);
 			gate_release_all(true);
+			if (flush_after_release)
+			{
+				/* the gates are gone; now make the commit durable */
+				flush_after_release = false;
+				pg_atomic_fetch_add_u64(&capaccess_shared->counters.early_releases, 1);
+				XLogFlush(XactLastCommitEnd);
+			}
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
+			flush_after_release = false;
 			gate_release_all(false);
 			break;
 		default:
-			/* parallel workers never hold gates; PRE_COMMIT needs nothing */
+			/* parallel workers never hold gates */
 			break;
 	}
 }

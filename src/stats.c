@@ -6,9 +6,10 @@
  * The counters count calls since the server started (or last restarted
  * after a crash); they are not transactional.  The two times are totals in
  * milliseconds: from a gate's hand-off to a waiter until that waiter runs
- * again (its wake-up), and from taking a gate until releasing it.  A slot
- * is "in use" while it is pinned: a gate holder, a waiter, or a lookup is
- * on it.
+ * again (its wake-up), and from taking a gate until releasing it.
+ * early_releases counts the commits that released their gates before their
+ * flush (capaccess.early_release, see gate.c).  A slot is "in use" while it
+ * is pinned: a gate holder, a waiter, or a lookup is on it.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,8 +28,8 @@ capaccess_stats(PG_FUNCTION_ARGS)
 {
 	CapaccessCounters *c;
 	TupleDesc	tupdesc;
-	Datum		values[14];
-	bool		nulls[14] = {0};
+	Datum		values[15];
+	bool		nulls[15] = {0};
 	int			loaded = 0;
 	int			held = 0;
 
@@ -58,9 +59,10 @@ capaccess_stats(PG_FUNCTION_ARGS)
 	values[8] = Float8GetDatum((double) pg_atomic_read_u64(&c->handoff_us) / 1000.0);
 	values[9] = Int64GetDatum((int64) pg_atomic_read_u64(&c->holds));
 	values[10] = Float8GetDatum((double) pg_atomic_read_u64(&c->hold_us) / 1000.0);
-	values[11] = Int32GetDatum(capaccess_shared->nslots);
-	values[12] = Int32GetDatum(loaded);
-	values[13] = Int32GetDatum(held);
+	values[11] = Int64GetDatum((int64) pg_atomic_read_u64(&c->early_releases));
+	values[12] = Int32GetDatum(capaccess_shared->nslots);
+	values[13] = Int32GetDatum(loaded);
+	values[14] = Int32GetDatum(held);
 
 	tupdesc = BlessTupleDesc(tupdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -35,6 +35,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -277,6 +278,7 @@ state_from_row(HeapTuple tup, TupleDesc desc, CapaccessState *st,
 	st->clock = spi_int8(tup, desc, 5, &isnull);
 	st->seq = spi_int8(tup, desc, 6, &st->seq_isnull);
 	st->state_hash = spi_int8(tup, desc, 7, &isnull);
+	st->lsn = InvalidXLogRecPtr;
 	if (desc->natts >= 9)
 		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 9, &isnull)),
 						&st->tid);
@@ -430,6 +432,8 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 			if (reason != NULL)
 			{
 				capaccess_slot_unpin(slot);
+				/* the state may come from an early release: make it durable */
+				XLogFlush(st.lsn);
 				result->updated = false;
 				result->reason = reason;
 				result_from_state(result, &st, pnstrdup(st.access, st.access_len));
@@ -498,6 +502,7 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 		bool		found;
 		CapaccessState st;
 		char	   *access = NULL;
+		XLogRecPtr	seen;
 
 		/* not read_only: in READ COMMITTED that takes a fresh snapshot */
 		rc = SPI_execute_plan(prepare_once(&select_plan, select_sql, 1, argtypes),
@@ -506,10 +511,17 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 			elog(ERROR, "capaccess SELECT failed: %s", SPI_result_code_string(rc));
 		found = (SPI_processed == 1);
 		result->updated = false;
+
+		/*
+		 * Under the gate, the last commit of this customer has released it,
+		 * so released_lsn covers whatever commit the SELECT saw.
+		 */
+		seen = pg_atomic_read_u64(&capaccess_shared->released_lsn);
 		if (found)
 		{
 			state_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &st,
 						   &access, callercxt);
+			st.lsn = seen;
 			result_from_state(result, &st, access);
 			result->reason = refusal_reason(&st, consume, has_cap, new_cap);
 			if (result->reason == NULL)
@@ -528,6 +540,12 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 			capaccess_gate_release_early(customer_id,
 										 (found && !IsolationUsesXactSnapshot()) ? &st : NULL);
 		pg_atomic_fetch_add_u64(&capaccess_shared->counters.rejected, 1);
+
+		/*
+		 * That commit may have released its gate before its flush (see
+		 * gate.c).  Answer only once it is durable.
+		 */
+		XLogFlush(seen);
 	}
 
 	capaccess_spi_finish(&spi);

@@ -1,5 +1,6 @@
 # A streaming standby: capaccess_update fails there with 25006 and takes no
-# gate; after promotion, updates continue with correct clocks.
+# gate; early release stays off on the primary while the standby is
+# synchronous; after promotion, updates continue with correct clocks.
 use strict;
 use warnings;
 
@@ -42,6 +43,35 @@ is($standby->safe_psql('postgres',
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM capaccess_verify()'),
 	'0', 'capaccess_verify() runs on the standby and finds nothing');
 
+# Early release on the primary.  With a synchronous standby, a commit must
+# not be seen before the standby has it, so there is none; a session that
+# does not wait for the standby (synchronous_commit = local) still gets it.
+sub early_releases
+{
+	return $primary->safe_psql('postgres',
+		'SELECT early_releases FROM capaccess_stats()');
+}
+my $early = early_releases();
+$primary->safe_psql('postgres', 'SELECT capaccess_update(1, 1)');
+is(early_releases(), $early + 1, 'without a synchronous standby, early release');
+$primary->safe_psql('postgres',
+	"ALTER SYSTEM SET synchronous_standby_names = '*'");
+$primary->reload;
+$primary->poll_query_until('postgres',
+	"SELECT sync_state = 'sync' FROM pg_stat_replication")
+  or die 'the standby did not become synchronous';
+$primary->safe_psql('postgres', 'SELECT capaccess_update(1, 1)');
+is(early_releases(), $early + 1, 'with a synchronous standby, none');
+$primary->safe_psql('postgres',
+	'SET synchronous_commit = local; SELECT capaccess_update(1, 1)');
+is(early_releases(), $early + 2, 'with synchronous_commit = local, early release');
+$primary->wait_for_catchup($standby);
+is($standby->safe_psql('postgres',
+		'SELECT used || \'/\' || clock FROM capaccess.customer WHERE customer_id = 1'),
+	'10/9', 'the standby has all three');
+$primary->safe_psql('postgres', 'ALTER SYSTEM RESET synchronous_standby_names');
+$primary->reload;
+
 # the primary goes away; the standby takes over
 my $maxseq = $primary->safe_psql('postgres', 'SELECT max(seq) FROM capaccess.customer');
 $primary->stop;
@@ -51,12 +81,12 @@ $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
 
 my ($clock, $used, $seq) = split /\|/, $standby->safe_psql('postgres',
 	'SELECT clock, used, seq FROM capaccess_update(1, 1)');
-is("$used/$clock", '8/7', 'after promotion the next update continues the clock');
+is("$used/$clock", '11/10', 'after promotion the next update continues the clock');
 cmp_ok($seq, '>', $maxseq, 'and its seq is above the primary\'s');
 is($standby->safe_psql('postgres',
 		'SELECT string_agg(clock::text, \',\') FROM '
 		  . '(SELECT (capaccess_update(1, 1)).clock FROM generate_series(1, 3)) s'),
-	'8,9,10', 'later updates go on 8, 9, 10');
+	'11,12,13', 'later updates go on 11, 12, 13');
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM capaccess_verify()'),
 	'0', 'capaccess_verify() is empty after promotion');
 

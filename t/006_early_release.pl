@@ -1,0 +1,176 @@
+# Early release (capaccess.early_release) never makes an answer durable later
+# than the client hears it.  A transaction that holds a gate commits
+# asynchronously, hands the gate on, and writes and flushes its WAL before it
+# answers; a refusal reports a state only once that state is durable.
+#
+# A crash loses whatever WAL is still in the server's buffers.  Here the WAL
+# writer is stopped (SIGSTOP), so that only the backends themselves write
+# WAL; the crash is then SIGKILL to the WAL writer, and each check compares
+# what clients were told before the crash with what the table holds after.
+use strict;
+use warnings;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('early');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', qq{
+shared_preload_libraries = 'capaccess'
+restart_after_crash = on
+autovacuum = off
+checkpoint_timeout = 1h
+log_statement = none
+});
+$node->start;
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION capaccess;
+SELECT capaccess_register(1, 1000000000);
+SELECT capaccess_register(2, 50);
+SELECT capaccess_register(3, 50);
+});
+
+sub walwriter_pid
+{
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'");
+}
+
+# Kill the WAL writer: the postmaster treats it as a crash, and starts over
+# from the WAL on disk with fresh shared memory.
+sub crash
+{
+	my ($walwriter) = @_;
+	my $offset = -s $node->logfile;
+	kill 'KILL', $walwriter;
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/,
+		$offset);
+	$node->poll_query_until('postgres', 'SELECT 1', '1')
+	  or die 'the server did not come back';
+}
+
+sub used_of
+{
+	my ($id) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT used FROM capaccess.customer WHERE customer_id = $id");
+}
+
+# Stop the WAL writer of the current server; returns its pid.
+sub stop_walwriter
+{
+	my $pid = walwriter_pid();
+	kill 'STOP', $pid;
+	return $pid;
+}
+
+# Any flush writes out all the WAL inserted before it, so each case below
+# ends in its own crash, before anything else can flush for it.
+
+# --- 1. accepted updates, one after another ----------------------------------
+my $walwriter = stop_walwriter();
+my $s = $node->background_psql('postgres');
+my $clock;
+$clock = $s->query_safe('SELECT clock FROM capaccess_update(1, 1)')
+  for 1 .. 100;
+$s->quit;
+is($clock, 100, 'one session: 100 updates acknowledged');
+cmp_ok(
+	$node->safe_psql('postgres', 'SELECT early_releases FROM capaccess_stats()'),
+	'>=', 100, 'they all released their gate before their flush');
+crash($walwriter);
+is(used_of(1), 100, 'after a crash, all 100 are in the table');
+
+# Cases 2 and 3 need a state that is visible but not yet written out.  A
+# writer that does not wait for its flush (synchronous_commit = off, its own
+# choice) leaves one; a caller that waits (the default) is then refused from
+# that state, and must make it durable before it reports it.
+sub write_unflushed
+{
+	my ($sql) = @_;
+	return $node->safe_psql('postgres',
+		"SET synchronous_commit = off;\n$sql\n"
+		  . 'SELECT pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn();');
+}
+
+# --- 2. a refusal from the cache, of a state not yet durable -----------------
+$walwriter = stop_walwriter();
+like(write_unflushed('SELECT capaccess_update(2, 50);'),
+	qr/t$/, 'a writer used up the cap of customer 2, not flushed yet');
+is( $node->safe_psql('postgres',
+		'SELECT reason, used FROM capaccess_update(2, 1)'),
+	'cap_exceeded|50',
+	'a refusal from the cache reports the used-up cap');
+is( $node->safe_psql('postgres', 'SELECT fast_rejected FROM capaccess_stats()'),
+	'1', 'it was answered from the cache');
+crash($walwriter);
+is(used_of(2), 50, 'after a crash, the state that refusal reported is there');
+
+# --- 3. a refusal read from the table, of a state not yet durable ------------
+# The writer's savepoint rollback leaves the cache empty, so the refusal
+# reads the row under the gate.
+$walwriter = stop_walwriter();
+like(
+	write_unflushed(
+		q{BEGIN;
+SELECT capaccess_update(3, 50);
+SAVEPOINT a;
+SELECT capaccess_update(3, 0);
+ROLLBACK TO a;
+COMMIT;}),
+	qr/t$/,
+	'a writer used up the cap of customer 3, not flushed yet');
+is( $node->safe_psql('postgres',
+		'SELECT reason, used FROM capaccess_update(3, 1)'),
+	'cap_exceeded|50',
+	'a refusal read from the table reports the used-up cap');
+is( $node->safe_psql('postgres', 'SELECT fast_rejected FROM capaccess_stats()'),
+	'0', 'it was not answered from the cache');
+crash($walwriter);
+is(used_of(3), 50, 'after a crash, the state that refusal reported is there');
+
+# --- 4. many clients on one customer, and a crash in the middle --------------
+# Every transaction pgbench logged was acknowledged to its client.  After the
+# crash all of them are in the table, plus at most one per client that
+# committed but had not been acknowledged yet.
+my $clients = 16;
+my $before = used_of(1);
+$walwriter = stop_walwriter();
+my $logdir = PostgreSQL::Test::Utils::tempdir;
+my $script = "$logdir/update.pgbench";
+PostgreSQL::Test::Utils::append_to_file($script,
+	"SELECT clock FROM capaccess_update(1, 1);\n");
+my ($out, $err);
+my $pgbench = IPC::Run::start(
+	[
+		'pgbench', '--no-vacuum', '--client' => $clients, '--jobs' => 2,
+		'--time' => 60, '--file' => $script, '--log',
+		'--log-prefix' => "$logdir/tx", '-h', $node->host, '-p', $node->port,
+		'postgres'
+	],
+	'>', \$out, '2>', \$err);
+$node->poll_query_until('postgres',
+	"SELECT used >= $before + 2000 FROM capaccess.customer WHERE customer_id = 1"
+) or die 'the clients made no progress';
+crash($walwriter);
+$pgbench->finish;
+
+my $acked = 0;
+for my $log (glob("$logdir/tx.*"))
+{
+	$acked += grep { (split ' ')[2] =~ /^\d+$/ } split /\n/, slurp_file($log);
+}
+cmp_ok($acked, '>=', 2000, "$clients clients: $acked updates acknowledged");
+my $applied = used_of(1) - $before;
+cmp_ok($applied, '>=', $acked,
+	'after a crash, every acknowledged update is in the table');
+cmp_ok($applied, '<=', $acked + $clients,
+	'and at most one more per client, committed but not yet acknowledged');
+is($node->safe_psql('postgres', 'SELECT * FROM capaccess_verify()'),
+	'', 'capaccess_verify() is empty');
+
+done_testing();
