@@ -50,8 +50,8 @@
  * commit record to reach disk is most of a holder's time, and nobody in the
  * queue needs it: a later transaction's commit record follows this one's
  * in the WAL, so the later one cannot be durable unless this one is.  So
- * the pre-commit callback of a transaction that holds a gate makes this
- * commit asynchronous (synchronous_commit = off, for this transaction
+ * the pre-commit callback of a transaction that holds a gate with someone
+ * queued on it makes this commit asynchronous (synchronous_commit = off, for this transaction
  * only); the commit callback publishes the state, hands the gate on, and
  * only then flushes the WAL up to the commit record, before the client is
  * told anything.  A crash can therefore lose only transactions that no
@@ -59,10 +59,11 @@
  * changes: for the length of one flush, a session that only reads may see
  * the new state before it is durable.  capaccess's own refusals, which
  * report a state without writing, flush up to that state's commit before
- * they answer.  Early release is not used when synchronous_commit is
- * already off (there is no flush to wait for), or when synchronous
- * standbys must confirm the commit (the state must not be seen before they
- * do).
+ * they answer.  Early release is not used when nobody waits (an ordinary
+ * commit then delays no one, and costs a little less), when
+ * synchronous_commit is already off (there is no flush to wait for), or
+ * when synchronous standbys must confirm the commit (the state must not be
+ * seen before they do).
  *
  * Deadlocks.  Gate waits are invisible to PostgreSQL's deadlock detector,
  * so a waiter checks for itself after deadlock_timeout, and again every
@@ -691,7 +692,19 @@ advance_released_lsn(XLogRecPtr lsn)
 static void
 gate_pre_commit(void)
 {
+	bool		waited_for = false;
+
 	if (nheld == 0 || !capaccess_early_release || IsInParallelMode())
+		return;
+
+	/*
+	 * Nobody in line: an ordinary commit keeps no one waiting.  A glance
+	 * without the lock is enough; a waiter that comes in just after it waits
+	 * for one flush, as it would without early release.
+	 */
+	for (int i = 0; i < nheld && !waited_for; i++)
+		waited_for = ((volatile CapaccessSlot *) slot_at(held[i].slot))->qhead >= 0;
+	if (!waited_for)
 		return;
 	/* wrote nothing: there is no commit record to wait for */
 	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))

@@ -51,8 +51,30 @@ sub early_releases
 	return $primary->safe_psql('postgres',
 		'SELECT early_releases FROM capaccess_stats()');
 }
+
+# Two updates: the first one commits (with synchronous_commit = $level)
+# while the second is queued on its gate, the only case where early release
+# applies.
+sub commit_with_waiter
+{
+	my ($level) = @_;
+	my $s1 = $primary->background_psql('postgres');
+	$s1->query_safe("SET synchronous_commit = $level");
+	$s1->query_safe('BEGIN');
+	$s1->query_safe('SELECT capaccess_update(1, 1)');
+	my $s2 = $primary->background_psql('postgres');
+	$s2->query_until(qr/started/,
+		"\\echo started\nSELECT capaccess_update(1, 1);\n");
+	$primary->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
+	) or die 'the second update did not queue';
+	$s1->query_safe('COMMIT');
+	$s1->quit;
+	$s2->quit;
+}
+
 my $early = early_releases();
-$primary->safe_psql('postgres', 'SELECT capaccess_update(1, 1)');
+commit_with_waiter('on');
 is(early_releases(), $early + 1, 'without a synchronous standby, early release');
 $primary->safe_psql('postgres',
 	"ALTER SYSTEM SET synchronous_standby_names = '*'");
@@ -60,15 +82,14 @@ $primary->reload;
 $primary->poll_query_until('postgres',
 	"SELECT sync_state = 'sync' FROM pg_stat_replication")
   or die 'the standby did not become synchronous';
-$primary->safe_psql('postgres', 'SELECT capaccess_update(1, 1)');
+commit_with_waiter('on');
 is(early_releases(), $early + 1, 'with a synchronous standby, none');
-$primary->safe_psql('postgres',
-	'SET synchronous_commit = local; SELECT capaccess_update(1, 1)');
+commit_with_waiter('local');
 is(early_releases(), $early + 2, 'with synchronous_commit = local, early release');
 $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres',
 		'SELECT used || \'/\' || clock FROM capaccess.customer WHERE customer_id = 1'),
-	'10/9', 'the standby has all three');
+	'13/12', 'the standby has all six');
 $primary->safe_psql('postgres', 'ALTER SYSTEM RESET synchronous_standby_names');
 $primary->reload;
 
@@ -81,12 +102,12 @@ $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
 
 my ($clock, $used, $seq) = split /\|/, $standby->safe_psql('postgres',
 	'SELECT clock, used, seq FROM capaccess_update(1, 1)');
-is("$used/$clock", '11/10', 'after promotion the next update continues the clock');
+is("$used/$clock", '14/13', 'after promotion the next update continues the clock');
 cmp_ok($seq, '>', $maxseq, 'and its seq is above the primary\'s');
 is($standby->safe_psql('postgres',
 		'SELECT string_agg(clock::text, \',\') FROM '
 		  . '(SELECT (capaccess_update(1, 1)).clock FROM generate_series(1, 3)) s'),
-	'11,12,13', 'later updates go on 11, 12, 13');
+	'14,15,16', 'later updates go on 14, 15, 16');
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM capaccess_verify()'),
 	'0', 'capaccess_verify() is empty after promotion');
 
