@@ -89,6 +89,7 @@
 #include "pgstat.h"
 #include "replication/syncrep.h"
 #include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -685,6 +686,28 @@ advance_released_lsn(XLogRecPtr lsn)
 }
 
 /*
+ * Would this commit wait for synchronous standbys?  This backend's own
+ * synchronous_standby_names may be stale (a waiter reads the new value only
+ * with its next command), so the flag the checkpointer keeps in shared
+ * memory, which SyncRepWaitForLSN goes by, is consulted too.
+ */
+static bool
+sync_standbys_wanted(void)
+{
+	volatile WalSndCtlData *ctl = WalSndCtl;
+
+	if (!SyncRepRequested())
+		return false;
+	if (SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0')
+		return true;
+#if PG_VERSION_NUM >= 150013
+	return (ctl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0;
+#else
+	return ctl->sync_standbys_defined;
+#endif
+}
+
+/*
  * At pre-commit: should this transaction release its gates before its
  * commit is flushed?  If so, make the commit asynchronous; the commit
  * callback flushes after the release.  See "Early release" above.
@@ -713,8 +736,7 @@ gate_pre_commit(void)
 	if (synchronous_commit <= SYNCHRONOUS_COMMIT_OFF)
 		return;
 	/* synchronous standbys must confirm before anyone sees the commit */
-	if (SyncRepRequested() &&
-		SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0')
+	if (sync_standbys_wanted())
 		return;
 
 	(void) set_config_option("synchronous_commit", "off",
@@ -743,14 +765,21 @@ gate_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 			if (nheld > 0 && TransactionIdIsValid(GetTopTransactionIdIfAny()))
 				advance_released_lsn(XactLastCommitEnd);
-			gate_release_all(true);
 			if (flush_after_release)
 			{
+				/*
+				 * PostgreSQL may have flushed anyway (a commit that drops
+				 * files is always synchronous): count only real early ones.
+				 */
+				if (XLogNeedsFlush(XactLastCommitEnd))
+					pg_atomic_fetch_add_u64(&capaccess_shared->counters.early_releases, 1);
+				gate_release_all(true);
 				/* the gates are gone; now make the commit durable */
 				flush_after_release = false;
-				pg_atomic_fetch_add_u64(&capaccess_shared->counters.early_releases, 1);
 				XLogFlush(XactLastCommitEnd);
 			}
+			else
+				gate_release_all(true);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:

@@ -514,7 +514,10 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 
 		/*
 		 * Under the gate, the last commit of this customer has released it,
-		 * so released_lsn covers whatever commit the SELECT saw.
+		 * so released_lsn covers whatever commit the SELECT saw.  It is one
+		 * value for all customers, so this may wait for another customer's
+		 * flush too; refusals under the gate are rare (the cache answers the
+		 * others).
 		 */
 		seen = pg_atomic_read_u64(&capaccess_shared->released_lsn);
 		if (found)

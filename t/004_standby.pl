@@ -76,20 +76,46 @@ sub commit_with_waiter
 my $early = early_releases();
 commit_with_waiter('on');
 is(early_releases(), $early + 1, 'without a synchronous standby, early release');
+
+# The standby becomes synchronous while two sessions wait on the gate.  A
+# backend reads a new configuration only between commands, so the first
+# waiter still has the old synchronous_standby_names when it commits, with
+# the second queued behind it; it must not release early either.
+my $holder = $primary->background_psql('postgres');
+$holder->query_safe('BEGIN');
+$holder->query_safe('SELECT capaccess_update(1, 1)');
+my @queued;
+for my $n (1 .. 2)
+{
+	my $w = $primary->background_psql('postgres');
+	$w->query_until(qr/started/,
+		"\\echo started\nSELECT capaccess_update(1, 1);\n");
+	$primary->poll_query_until('postgres',
+		"SELECT count(*) = $n FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
+	) or die "waiter $n did not queue";
+	push @queued, $w;
+}
 $primary->safe_psql('postgres',
 	"ALTER SYSTEM SET synchronous_standby_names = '*'");
 $primary->reload;
 $primary->poll_query_until('postgres',
 	"SELECT sync_state = 'sync' FROM pg_stat_replication")
   or die 'the standby did not become synchronous';
+$early = early_releases();
+$holder->query_safe('COMMIT');
+$_->quit for @queued;
+$holder->quit;
+is(early_releases(), $early,
+	'a waiter that has not read the new setting yet does not release early');
+
 commit_with_waiter('on');
-is(early_releases(), $early + 1, 'with a synchronous standby, none');
+is(early_releases(), $early, 'with a synchronous standby, none');
 commit_with_waiter('local');
-is(early_releases(), $early + 2, 'with synchronous_commit = local, early release');
+is(early_releases(), $early + 1, 'with synchronous_commit = local, early release');
 $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres',
 		'SELECT used || \'/\' || clock FROM capaccess.customer WHERE customer_id = 1'),
-	'13/12', 'the standby has all six');
+	'16/15', 'the standby has all nine');
 $primary->safe_psql('postgres', 'ALTER SYSTEM RESET synchronous_standby_names');
 $primary->reload;
 
@@ -102,12 +128,12 @@ $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
 
 my ($clock, $used, $seq) = split /\|/, $standby->safe_psql('postgres',
 	'SELECT clock, used, seq FROM capaccess_update(1, 1)');
-is("$used/$clock", '14/13', 'after promotion the next update continues the clock');
+is("$used/$clock", '17/16', 'after promotion the next update continues the clock');
 cmp_ok($seq, '>', $maxseq, 'and its seq is above the primary\'s');
 is($standby->safe_psql('postgres',
 		'SELECT string_agg(clock::text, \',\') FROM '
 		  . '(SELECT (capaccess_update(1, 1)).clock FROM generate_series(1, 3)) s'),
-	'14,15,16', 'later updates go on 14, 15, 16');
+	'17,18,19', 'later updates go on 17, 18, 19');
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM capaccess_verify()'),
 	'0', 'capaccess_verify() is empty after promotion');
 

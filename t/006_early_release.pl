@@ -85,6 +85,36 @@ is($node->safe_psql('postgres', 'SELECT early_releases FROM capaccess_stats()'),
 crash($walwriter);
 is(used_of(1), 100, 'after a crash, all 100 are in the table');
 
+# --- 1b. a commit that released its gate early ------------------------------
+# s1 commits while s2 is queued on the gate, so s1 hands the gate on before
+# its flush.  s2 updates from s1's state and stays uncommitted: only s1's
+# own flush, after the release and before its COMMIT returned, can have made
+# s1's update durable.
+$walwriter = stop_walwriter();
+my $s1 = $node->background_psql('postgres', on_error_stop => 0);
+my $s2 = $node->background_psql('postgres', on_error_stop => 0);
+$s1->query_safe('BEGIN');
+$s1->query_safe('SELECT capaccess_update(1, 1)');
+$s2->query_safe('BEGIN');
+$s2->query_until(qr/started/,
+	"\\echo started\nSELECT clock FROM capaccess_update(1, 1);\n");
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
+) or die 's2 did not queue';
+$s1->query_safe('COMMIT');
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
+) or die 's2 did not get the gate';
+is($node->safe_psql('postgres', 'SELECT early_releases FROM capaccess_stats()'),
+	'1', 's1 committed with s2 queued: its gate was released early');
+crash($walwriter);
+for my $session ($s1, $s2)
+{
+	eval { $session->{run}->kill_kill; };
+}
+is(used_of(1), 101,
+	'after a crash, s1\'s acknowledged update is in the table, s2\'s is not');
+
 # Cases 2 and 3 need a state that is visible but not yet written out.  A
 # writer that does not wait for its flush (synchronous_commit = off, its own
 # choice) leaves one; a caller that waits (the default) is then refused from
