@@ -154,8 +154,8 @@ extern void capaccess_gate_register_callbacks(void);
 extern bool capaccess_gate_is_held(int64 customer_id);
 extern bool capaccess_gate_acquire(int slot, int64 customer_id);
 extern void capaccess_gate_stage(int64 customer_id, const CapaccessState *state);
-extern void capaccess_gate_release_early(int64 customer_id,
-										 const CapaccessState *committed);
+extern void capaccess_gate_give_back(int64 customer_id,
+									 const CapaccessState *committed);
 
 /* fnv1a.c */
 extern uint32 capaccess_fnv1a(uint32 hash, const unsigned char *data, size_t len);

@@ -51,16 +51,16 @@
  * queue needs it: a later transaction's commit record follows this one's
  * in the WAL, so the later one cannot be durable unless this one is.  So
  * the pre-commit callback of a transaction that holds a gate with someone
- * queued on it makes this commit asynchronous (synchronous_commit = off, for this transaction
- * only); the commit callback publishes the state, hands the gate on, and
- * only then flushes the WAL up to the commit record, before the client is
- * told anything.  A crash can therefore lose only transactions that no
- * client was told had committed, exactly as without early release.  What
- * changes: for the length of one flush, a session that only reads may see
- * the new state before it is durable.  capaccess's own refusals, which
- * report a state without writing, flush up to that state's commit before
- * they answer.  Early release is not used when nobody waits (an ordinary
- * commit then delays no one, and costs a little less), when
+ * queued on it makes this commit asynchronous (synchronous_commit = off,
+ * for this transaction only); the commit callback publishes the state,
+ * hands the gate on, and only then flushes the WAL up to the commit record,
+ * before the client is told anything.  A crash can therefore lose only
+ * transactions that no client was told had committed, exactly as without
+ * early release.  What changes: for the length of one flush, a session that
+ * only reads may see the new state before it is durable.  capaccess's own
+ * refusals, which report a state without writing, flush up to that state's
+ * commit before they answer.  Early release is not used when nobody waits
+ * (an ordinary commit then delays no one, and costs a little less), when
  * synchronous_commit is already off (there is no flush to wait for), or
  * when synchronous standbys must confirm the commit (the state must not be
  * seen before they do).
@@ -646,13 +646,13 @@ capaccess_gate_stage(int64 customer_id, const CapaccessState *state)
 }
 
 /*
- * Release, before the transaction ends, a gate this call took and used
+ * Give back, before the transaction ends, a gate this call took and used
  * only to read: a refusal writes nothing, so nothing needs protecting.  If
  * committed is given (it was read under the gate with a fresh snapshot), it
  * becomes the slot's cache.
  */
 void
-capaccess_gate_release_early(int64 customer_id, const CapaccessState *committed)
+capaccess_gate_give_back(int64 customer_id, const CapaccessState *committed)
 {
 	int			i = held_find(customer_id);
 	int			slot;
@@ -765,21 +765,20 @@ gate_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 			if (nheld > 0 && TransactionIdIsValid(GetTopTransactionIdIfAny()))
 				advance_released_lsn(XactLastCommitEnd);
+
+			/*
+			 * PostgreSQL may have flushed anyway (a commit that drops files
+			 * is always synchronous): count only the releases that are early.
+			 */
+			if (flush_after_release && XLogNeedsFlush(XactLastCommitEnd))
+				pg_atomic_fetch_add_u64(&capaccess_shared->counters.early_releases, 1);
+			gate_release_all(true);
 			if (flush_after_release)
 			{
-				/*
-				 * PostgreSQL may have flushed anyway (a commit that drops
-				 * files is always synchronous): count only real early ones.
-				 */
-				if (XLogNeedsFlush(XactLastCommitEnd))
-					pg_atomic_fetch_add_u64(&capaccess_shared->counters.early_releases, 1);
-				gate_release_all(true);
 				/* the gates are gone; now make the commit durable */
 				flush_after_release = false;
 				XLogFlush(XactLastCommitEnd);
 			}
-			else
-				gate_release_all(true);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:

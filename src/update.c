@@ -540,8 +540,8 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 		 * state, and becomes the cache.
 		 */
 		if (!held_before)
-			capaccess_gate_release_early(customer_id,
-										 (found && !IsolationUsesXactSnapshot()) ? &st : NULL);
+			capaccess_gate_give_back(customer_id,
+									 (found && !IsolationUsesXactSnapshot()) ? &st : NULL);
 		pg_atomic_fetch_add_u64(&capaccess_shared->counters.rejected, 1);
 
 		/*

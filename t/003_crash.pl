@@ -10,6 +10,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+
+use FindBin;
+use lib $FindBin::RealBin;
+use GateQueue;
 use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
@@ -36,28 +40,9 @@ sub hold_with_waiters
 	my $seq = $holder->query_safe(
 		'BEGIN; SELECT seq FROM capaccess_update(1, 100)');
 	my $pid = $holder->query_safe('SELECT pg_backend_pid()');
-	my @waiters;
-	for my $n (1 .. 2)
-	{
-		my $w = $node->background_psql('postgres', on_error_stop => 0);
-		$w->query_until(qr/started/,
-			"\\echo started\nSELECT capaccess_update(1, 1);\n");
-		$node->poll_query_until('postgres',
-			"SELECT count(*) = $n FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
-		) or die "waiter $n did not queue";
-		push @waiters, $w;
-	}
+	my @waiters =
+	  map { queue_on_gate($node, $_, 'SELECT capaccess_update(1, 1);') } 1 .. 2;
 	return ($pid, $seq, [ $holder, @waiters ]);
-}
-
-# The sessions died with the server; reap their psql processes.
-sub reap
-{
-	my ($sessions) = @_;
-	for my $s (@$sessions)
-	{
-		eval { $s->{run}->kill_kill; };
-	}
 }
 
 sub check_after
@@ -88,7 +73,7 @@ my ($pid, $maxseq, $sessions) = hold_with_waiters();
 kill 'KILL', $pid;
 $node->poll_query_until('postgres', 'SELECT 1', '1')
   or die 'the server did not come back';
-reap($sessions);
+reap_sessions(@$sessions);
 ok($node->log_contains('all server processes terminated; reinitializing'),
 	'SIGKILL: the server reinitialized shared memory');
 check_after('SIGKILL, restart_after_crash = on', $maxseq);
@@ -106,7 +91,7 @@ for (1 .. 600)
 	usleep(100_000);
 }
 ok($down, 'SIGKILL with restart_after_crash = off: the server stopped');
-reap($sessions);
+reap_sessions(@$sessions);
 $node->stop('fast', fail_ok => 1);
 $node->start;
 check_after('SIGKILL, restart_after_crash = off, manual start', $maxseq);
@@ -114,7 +99,7 @@ check_after('SIGKILL, restart_after_crash = off, manual start', $maxseq);
 # --- 3. immediate shutdown and start ----------------------------------------
 ($pid, $maxseq, $sessions) = hold_with_waiters();
 $node->stop('immediate');
-reap($sessions);
+reap_sessions(@$sessions);
 $node->start;
 check_after('immediate shutdown', $maxseq);
 

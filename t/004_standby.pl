@@ -8,6 +8,10 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use GateQueue;
+
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf',
@@ -62,12 +66,7 @@ sub commit_with_waiter
 	$s1->query_safe("SET synchronous_commit = $level");
 	$s1->query_safe('BEGIN');
 	$s1->query_safe('SELECT capaccess_update(1, 1)');
-	my $s2 = $primary->background_psql('postgres');
-	$s2->query_until(qr/started/,
-		"\\echo started\nSELECT capaccess_update(1, 1);\n");
-	$primary->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
-	) or die 'the second update did not queue';
+	my $s2 = queue_on_gate($primary, 1, 'SELECT capaccess_update(1, 1);');
 	$s1->query_safe('COMMIT');
 	$s1->quit;
 	$s2->quit;
@@ -84,17 +83,8 @@ is(early_releases(), $early + 1, 'without a synchronous standby, early release')
 my $holder = $primary->background_psql('postgres');
 $holder->query_safe('BEGIN');
 $holder->query_safe('SELECT capaccess_update(1, 1)');
-my @queued;
-for my $n (1 .. 2)
-{
-	my $w = $primary->background_psql('postgres');
-	$w->query_until(qr/started/,
-		"\\echo started\nSELECT capaccess_update(1, 1);\n");
-	$primary->poll_query_until('postgres',
-		"SELECT count(*) = $n FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
-	) or die "waiter $n did not queue";
-	push @queued, $w;
-}
+my @queued =
+  map { queue_on_gate($primary, $_, 'SELECT capaccess_update(1, 1);') } 1 .. 2;
 $primary->safe_psql('postgres',
 	"ALTER SYSTEM SET synchronous_standby_names = '*'");
 $primary->reload;

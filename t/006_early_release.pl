@@ -15,6 +15,10 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use GateQueue;
+
 my $node = PostgreSQL::Test::Cluster->new('early');
 $node->init;
 $node->append_conf(
@@ -92,15 +96,10 @@ is(used_of(1), 100, 'after a crash, all 100 are in the table');
 # s1's update durable.
 $walwriter = stop_walwriter();
 my $s1 = $node->background_psql('postgres', on_error_stop => 0);
-my $s2 = $node->background_psql('postgres', on_error_stop => 0);
 $s1->query_safe('BEGIN');
 $s1->query_safe('SELECT capaccess_update(1, 1)');
-$s2->query_safe('BEGIN');
-$s2->query_until(qr/started/,
-	"\\echo started\nSELECT clock FROM capaccess_update(1, 1);\n");
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
-) or die 's2 did not queue';
+my $s2 = queue_on_gate($node, 1,
+	'BEGIN; SELECT clock FROM capaccess_update(1, 1);');
 $s1->query_safe('COMMIT');
 $node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
@@ -108,10 +107,7 @@ $node->poll_query_until('postgres',
 is($node->safe_psql('postgres', 'SELECT early_releases FROM capaccess_stats()'),
 	'1', 's1 committed with s2 queued: its gate was released early');
 crash($walwriter);
-for my $session ($s1, $s2)
-{
-	eval { $session->{run}->kill_kill; };
-}
+reap_sessions($s1, $s2);
 is(used_of(1), 101,
 	'after a crash, s1\'s acknowledged update is in the table, s2\'s is not');
 
