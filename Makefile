@@ -3,15 +3,18 @@
 EXTENSION = capaccess
 MODULE_big = capaccess
 OBJS = \
+	src/admin.o \
 	src/capaccess.o \
+	src/deadlock.o \
 	src/fnv1a.o \
 	src/gate.o \
 	src/json_api.o \
 	src/slots.o \
 	src/stats.o \
+	src/table.o \
 	src/update.o \
 	src/verify.o
-DATA = capaccess--1.0.sql
+DATA = capaccess--1.0.sql capaccess--1.0--1.1.sql
 PGFILEDESC = "capaccess - per-customer caps without lost updates"
 
 # The library must be preloaded, so every suite runs against a temporary

@@ -8,7 +8,7 @@
  *
  *	- shmem_request_hook asks for one segment sized from
  *	  capaccess.max_customers and max_connections, and for one named LWLock
- *	  (used only to serialise deadlock checks, see gate.c);
+ *	  (used only to confirm deadlocks, see deadlock.c);
  *	- shmem_startup_hook lays the segment out.  It runs in the postmaster at
  *	  start and again after every crash restart, when the segment is new: all
  *	  gates are then free and all caches empty, which is right because every
@@ -166,7 +166,8 @@ capaccess_shmem_startup(void)
 		pg_atomic_init_u64(&c->holds, 0);
 		pg_atomic_init_u64(&c->hold_us, 0);
 		pg_atomic_init_u64(&c->early_releases, 0);
-		pg_atomic_init_u64(&capaccess_shared->released_lsn, InvalidXLogRecPtr);
+		pg_atomic_init_u64(&c->deadlock_checks, 0);
+		pg_atomic_init_u64(&c->stale_caches, 0);
 
 		capaccess_slots_init(capaccess_shared->slots, capaccess_max_customers);
 
@@ -180,6 +181,9 @@ capaccess_shmem_startup(void)
 			p->granted_at = 0;
 			pg_atomic_init_u32(&p->waiting_slot, 0);
 			pg_atomic_init_u32(&p->granted, 0);
+			pg_atomic_init_u32(&p->wait_seq, 0);
+			pg_atomic_init_u32(&p->victim_of, 0);
+			p->deadlock_detail[0] = '\0';
 		}
 	}
 

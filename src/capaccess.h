@@ -12,9 +12,14 @@
  * The files:
  *	  capaccess.c  - _PG_init, GUCs, shared-memory lifecycle
  *	  slots.c	   - finding, claiming and pinning a customer's slot; the cache
- *	  gate.c	   - the gate: acquire, wait, hand off, deadlock checks and
- *					 the transaction callbacks that release it
- *	  update.c	   - the SQL API (capaccess_update, capaccess_register)
+ *	  gate.c	   - the gate: acquire, wait, hand off, and the transaction
+ *					 callbacks that release it
+ *	  deadlock.c   - finding cycles of waits that run through gates
+ *	  table.c	   - capaccess.customer: locking it, checking its columns,
+ *					 acting as its owner, reading its rows, and telling
+ *					 whether a cached row version is still the current one
+ *	  update.c	   - capaccess_update, capaccess_register, capaccess_reset
+ *	  admin.c	   - capaccess_unregister, capaccess_reset_all
  *	  json_api.c   - the jsonb form of capaccess_update
  *	  fnv1a.c	   - FNV-1a and the canonical state encoding
  *	  stats.c	   - capaccess_stats()
@@ -25,11 +30,16 @@
 #ifndef CAPACCESS_H
 #define CAPACCESS_H
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "access/xlogdefs.h"
+#include "fmgr.h"
 #include "port/atomics.h"
 #include "storage/itemptr.h"
+#include "storage/lockdefs.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
+#include "utils/relcache.h"
 #include "utils/timestamp.h"
 
 /* Longest access text (in bytes) that a slot's cache can hold. */
@@ -38,10 +48,18 @@
 /* How many slots from its home a customer may be placed at. */
 #define CAPACCESS_PROBE_WINDOW	64
 
+/* Most slots one backend can pin at once outside the gates it holds. */
+#define CAPACCESS_MAX_LOOSE_PINS	16
+
 /*
- * A customer's state as the table holds it.  Used for the slot cache, for
- * the state staged by a transaction until it commits, and for results.
- * access_len is -1 when the access text is too long to be cached.
+ * A customer's state as one version of its row holds it.  Used for the slot
+ * cache, for the state staged by a transaction until it commits, and for
+ * results.  access_len is -1 when the access text is too long to be cached.
+ *
+ * relfilenode, tid and xmin name the row version the state was read from or
+ * written as.  The cache may answer for the customer only while that
+ * version is the latest committed one (capaccess_row_is_current), so any
+ * write that bypasses the gate makes the cache stale, never wrong.
  */
 typedef struct CapaccessState
 {
@@ -53,7 +71,9 @@ typedef struct CapaccessState
 	bool		seq_isnull;
 	int			access_len;
 	char		access[CAPACCESS_ACCESS_CACHE];
-	ItemPointerData tid;		/* where this version of the row is, if known */
+	Oid			relfilenode;	/* the table's storage the version is in */
+	ItemPointerData tid;		/* where the version is, or invalid */
+	TransactionId xmin;			/* the (sub)transaction that wrote it */
 	XLogRecPtr	lsn;			/* WAL to flush before answering from it */
 } CapaccessState;
 
@@ -64,10 +84,12 @@ typedef struct CapaccessSlot
 	pg_atomic_uint64 ctl;
 	pg_atomic_uint64 key;		/* customer id, valid while state is ACTIVE */
 	pg_atomic_uint64 scope;		/* database and table the customer is in */
-	pg_atomic_uint32 claim;		/* insertion latch for customers homed here */
+	slock_t		claim;			/* serialises insertions of customers homed
+								 * here */
 
 	/* the gate */
 	pg_atomic_uint32 holder;	/* 0 when free, else holder's pgprocno + 1 */
+	pg_atomic_uint64 releases;	/* times a holder gave the gate up */
 	slock_t		qlock;			/* protects qhead, qtail and waiters' links */
 	int			qhead;			/* first waiter's pgprocno, or -1 */
 	int			qtail;			/* last waiter's pgprocno, or -1 */
@@ -78,6 +100,9 @@ typedef struct CapaccessSlot
 	CapaccessState state;
 } CapaccessSlot;
 
+/* Longest description of a deadlock kept for its victim. */
+#define CAPACCESS_DEADLOCK_DETAIL	1024
+
 /* Per-backend node of the wait queues, indexed by pgprocno. */
 typedef struct CapaccessProc
 {
@@ -85,8 +110,13 @@ typedef struct CapaccessProc
 	int			prev;			/* previous waiter, or -1 */
 	pg_atomic_uint32 waiting_slot;	/* slot index + 1 waited on, 0 if none */
 	pg_atomic_uint32 granted;	/* set by the releaser that hands us the gate */
+	pg_atomic_uint32 wait_seq;	/* bumped each time this backend queues */
+	pg_atomic_uint32 victim_of; /* wait_seq of the wait a deadlock check chose
+								 * to end, or 0 (deadlock.c) */
 	int64		waiting_for;	/* customer id waited for, for messages */
 	TimestampTz granted_at;		/* when the gate was handed to us */
+	char		deadlock_detail[CAPACCESS_DEADLOCK_DETAIL]; /* the cycle, for the
+															 * victim */
 } CapaccessProc;
 
 /* Counters shown by capaccess_stats(). */
@@ -106,16 +136,17 @@ typedef struct CapaccessCounters
 	pg_atomic_uint64 hold_us;	/* from taking those gates to releasing them */
 	pg_atomic_uint64 early_releases;	/* commits whose gates were released
 										 * before their flush */
+	pg_atomic_uint64 deadlock_checks;	/* walks of the wait-for graph */
+	pg_atomic_uint64 stale_caches;	/* cached states found superseded by a
+									 * write that bypassed the gate */
 } CapaccessCounters;
 
 typedef struct CapaccessShared
 {
-	LWLock	   *deadlock_lock;	/* serialises deadlock checks */
+	LWLock	   *deadlock_lock;	/* serialises confirming deadlocks */
 	int			nslots;
 	int			nprocs;
 	CapaccessCounters counters;
-	pg_atomic_uint64 released_lsn;	/* highest commit record of a transaction
-									 * that released gates before its flush */
 	CapaccessSlot *slots;		/* nslots entries, in this segment */
 	CapaccessProc *procs;		/* nprocs entries, in this segment */
 } CapaccessShared;
@@ -127,6 +158,7 @@ typedef struct CapaccessSlotView
 	uint64		scope;
 	int64		customer_id;
 	uint32		holder;			/* pgprocno + 1 of the gate holder, or 0 */
+	bool		queued;			/* somebody waits for the gate */
 	bool		loaded;
 	uint32		version;		/* cache version, to detect a change */
 	CapaccessState state;
@@ -143,26 +175,66 @@ extern Size capaccess_slots_size(int nslots);
 extern void capaccess_slots_init(CapaccessSlot *slots, int nslots);
 extern int	capaccess_slot_pin(uint64 scope, int64 customer_id, bool create);
 extern void capaccess_slot_unpin(int slot);
+extern void capaccess_slot_keep_pin(int slot);
+extern void capaccess_slot_drop_kept_pin(int slot);
+extern void capaccess_slot_release_loose_pins(SubTransactionId subid);
+extern void capaccess_slot_reparent_loose_pins(SubTransactionId subid,
+											   SubTransactionId parent);
 extern bool capaccess_slot_read_cache(int slot, CapaccessState *out);
 extern bool capaccess_slot_cached_tid(int slot, ItemPointer tid);
 extern void capaccess_slot_write_cache(int slot, const CapaccessState *state);
 extern void capaccess_slot_forget_cache(int slot);
 extern bool capaccess_slot_inspect(int slot, CapaccessSlotView *view);
+extern int64 *capaccess_slot_busy_customers(uint64 scope, int *n);
 
 /* gate.c */
 extern void capaccess_gate_register_callbacks(void);
-extern bool capaccess_gate_is_held(int64 customer_id);
-extern bool capaccess_gate_acquire(int slot, int64 customer_id);
-extern void capaccess_gate_stage(int64 customer_id, const CapaccessState *state);
-extern void capaccess_gate_give_back(int64 customer_id,
+extern bool capaccess_gate_is_held(uint64 scope, int64 customer_id);
+extern bool capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id);
+extern void capaccess_gate_stage(uint64 scope, int64 customer_id,
+								 const CapaccessState *state);
+extern void capaccess_gate_stage_gone(uint64 scope, int64 customer_id);
+extern void capaccess_gate_give_back(uint64 scope, int64 customer_id,
 									 const CapaccessState *committed);
+extern bool capaccess_gate_leave_queue(bool keep_if_granted);
+
+/* deadlock.c */
+extern bool capaccess_deadlock_should_check(int slot);
+extern void capaccess_deadlock_check(int slot, int64 customer_id);
+extern void capaccess_deadlock_report_victim(int64 customer_id);
 
 /* fnv1a.c */
 extern uint32 capaccess_fnv1a(uint32 hash, const unsigned char *data, size_t len);
 extern int64 capaccess_state_hash_of(int64 customer_id, int64 clock, int64 used,
 									 int64 cap, const char *access, int access_len);
 
-/* update.c */
+/* table.c: capaccess.customer, and acting as its owner */
+typedef struct CapaccessSpi
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} CapaccessSpi;
+
+extern Relation capaccess_table_open(LOCKMODE lockmode);
+extern uint64 capaccess_table_scope(Relation rel);
+extern uint64 capaccess_table_generation(void);
+extern void capaccess_spi_connect(Relation rel, CapaccessSpi *spi);
+extern void capaccess_spi_finish(CapaccessSpi *spi);
+extern int	capaccess_spi_column(TupleDesc desc, const char *name);
+extern void capaccess_state_from_row(Relation rel, HeapTuple tup, TupleDesc desc,
+									 int64 customer_id, CapaccessState *st,
+									 char **access_out, MemoryContext cxt);
+extern bool capaccess_row_is_current(Relation rel, const CapaccessState *st);
+extern XLogRecPtr capaccess_durable_lsn(void);
+
+/* update.c: one customer's update under its gate */
+typedef enum CapaccessOp
+{
+	CAPACCESS_OP_UPDATE,		/* consume, and maybe a new cap or access */
+	CAPACCESS_OP_RESET			/* set used, as at a new billing period */
+} CapaccessOp;
+
 typedef struct CapaccessResult
 {
 	bool		updated;
@@ -177,20 +249,14 @@ typedef struct CapaccessResult
 	char	   *access;			/* palloc'd */
 } CapaccessResult;
 
-/* SPI, acting as the owner of capaccess.customer (update.c) */
-typedef struct CapaccessSpi
-{
-	Oid			save_userid;
-	int			save_sec_context;
-} CapaccessSpi;
-
-extern uint64 capaccess_scope(void);
-extern void capaccess_spi_connect(CapaccessSpi *spi);
-extern void capaccess_spi_finish(CapaccessSpi *spi);
-
+extern void capaccess_check_can_write(const char *fname);
 extern void capaccess_do_update(int64 customer_id, int64 consume,
 								bool has_cap, int64 new_cap,
 								const char *new_access,
 								CapaccessResult *result);
+extern void capaccess_do_reset(int64 customer_id, int64 new_used,
+							   CapaccessResult *result);
+extern Datum capaccess_result_datum(FunctionCallInfo fcinfo,
+									const CapaccessResult *r);
 
 #endif							/* CAPACCESS_H */

@@ -66,16 +66,17 @@
  * seen before they do).
  *
  * Deadlocks.  Gate waits are invisible to PostgreSQL's deadlock detector,
- * so a waiter checks for itself after deadlock_timeout, and again every
- * deadlock_timeout while it waits.  The check walks the wait-for graph from
- * the waiter: a gate waiter waits for its gate's holder; a backend waiting
- * on a heavyweight lock waits for the backends pg_blocking_pids() names.  If
- * the walk returns to the waiter, the waiter gives up with 40P01.  The
- * walk is first done without any lock (it reads only atomics and PGPROC
- * fields), so that a thousand waiters checking at once do not queue; a
- * cycle found that way is confirmed by a second walk under one LWLock, and
- * the victim withdraws its waiting record before releasing that LWLock, so
- * a cycle seen by several waiters costs exactly one of them its transaction.
+ * so the first waiter of each queue looks for cycles itself, every
+ * deadlock_timeout (deadlock.c).  A waiter that such a check chooses as
+ * the victim is marked and woken; unless the gate was handed to it
+ * meanwhile, it leaves the queue and fails with 40P01.  To let a check
+ * confirm what it saw, every release of a gate bumps the slot's counter
+ * "releases", and every time a backend queues it bumps its "wait_seq",
+ * both under qlock.
+ *
+ * Scope.  A held gate is known by its customer's scope (database and table)
+ * and id, so that a transaction that drops and re-creates the extension
+ * never mistakes an old gate for the new one.
  *
  *-------------------------------------------------------------------------
  */
@@ -107,11 +108,14 @@ typedef enum PendingKind
 {
 	PENDING_NONE,				/* nothing written: leave the cache alone */
 	PENDING_STATE,				/* publish state at commit */
-	PENDING_UNKNOWN				/* a rollback to savepoint lost it: drop cache */
+	PENDING_FORGET				/* drop the cache at commit: the row was
+								 * deleted, or a rollback to savepoint lost
+								 * what was staged */
 } PendingKind;
 
 typedef struct HeldGate
 {
+	uint64		scope;
 	int64		customer_id;
 	int			slot;
 	TimestampTz taken_at;		/* for capaccess_stats() */
@@ -150,18 +154,18 @@ proc_at(int procno)
 }
 
 static int
-held_find(int64 customer_id)
+held_find(uint64 scope, int64 customer_id)
 {
 	for (int i = 0; i < nheld; i++)
-		if (held[i].customer_id == customer_id)
+		if (held[i].customer_id == customer_id && held[i].scope == scope)
 			return i;
 	return -1;
 }
 
 bool
-capaccess_gate_is_held(int64 customer_id)
+capaccess_gate_is_held(uint64 scope, int64 customer_id)
 {
-	return held_find(customer_id) >= 0;
+	return held_find(scope, customer_id) >= 0;
 }
 
 /*
@@ -175,6 +179,7 @@ gate_handoff(int slot, TimestampTz now)
 	int			next;
 
 	SpinLockAcquire(&s->qlock);
+	pg_atomic_write_u64(&s->releases, pg_atomic_read_u64(&s->releases) + 1);
 	next = s->qhead;
 	if (next < 0)
 		pg_atomic_write_u32(&s->holder, 0);
@@ -202,12 +207,14 @@ gate_handoff(int slot, TimestampTz now)
 }
 
 /*
- * Leave the queue of the slot we wait on, for whatever reason.  If the gate
- * was handed to us meanwhile, pass it on.  Also drops the pin the waiter
- * held.  Cannot fail.
+ * Leave the queue of the slot we wait on, for whatever reason.  Returns
+ * true if the gate had been handed to us meanwhile.  Then, with
+ * keep_if_granted, we keep it and the caller goes on as its holder;
+ * otherwise it is passed on at once.  The waiter's pin is dropped unless
+ * the gate is kept.  Cannot fail.
  */
-static void
-gate_abandon_wait(void)
+static bool
+gate_leave_queue(bool keep_if_granted)
 {
 	int			slot = waiting_slot;
 	CapaccessSlot *s;
@@ -215,7 +222,7 @@ gate_abandon_wait(void)
 	bool		granted;
 
 	if (slot < 0)
-		return;
+		return false;
 	s = slot_at(slot);
 	mine = proc_at(MyProc->pgprocno);
 
@@ -237,10 +244,13 @@ gate_abandon_wait(void)
 	pg_atomic_write_u32(&mine->waiting_slot, 0);
 	SpinLockRelease(&s->qlock);
 
+	if (granted && keep_if_granted)
+		return true;
 	waiting_slot = -1;
 	if (granted)
 		gate_handoff(slot, GetCurrentTimestamp());
-	capaccess_slot_unpin(slot);
+	capaccess_slot_drop_kept_pin(slot);
+	return granted;
 }
 
 /* Count a held gate's release, for capaccess_stats(). */
@@ -260,7 +270,7 @@ gate_release_all(bool commit)
 {
 	TimestampTz now;
 
-	gate_abandon_wait();
+	(void) gate_leave_queue(false);
 	if (nheld == 0)
 		return;
 
@@ -274,11 +284,11 @@ gate_release_all(bool commit)
 			h->state.lsn = XactLastCommitEnd;
 			capaccess_slot_write_cache(h->slot, &h->state);
 		}
-		else if (commit && h->pending == PENDING_UNKNOWN)
+		else if (commit && h->pending == PENDING_FORGET)
 			capaccess_slot_forget_cache(h->slot);
 		count_release(h, now);
 		gate_handoff(h->slot, now);
-		capaccess_slot_unpin(h->slot);
+		capaccess_slot_drop_kept_pin(h->slot);
 	}
 	nheld = 0;
 }
@@ -288,7 +298,10 @@ static void
 gate_shmem_exit(int code, Datum arg)
 {
 	if (capaccess_shared != NULL)
+	{
+		capaccess_slot_release_loose_pins(InvalidSubTransactionId);
 		gate_release_all(false);
+	}
 }
 
 /* Make room for one more held gate, before we take it. */
@@ -310,10 +323,11 @@ held_reserve(void)
 }
 
 static void
-held_add(int slot, int64 customer_id, TimestampTz now)
+held_add(int slot, uint64 scope, int64 customer_id, TimestampTz now)
 {
 	HeldGate   *h = &held[nheld++];
 
+	h->scope = scope;
 	h->customer_id = customer_id;
 	h->slot = slot;
 	h->taken_at = now;
@@ -321,178 +335,14 @@ held_add(int slot, int64 customer_id, TimestampTz now)
 	h->pending_subid = InvalidSubTransactionId;
 }
 
-/* Describe one edge of the wait-for graph, for the deadlock report. */
-static void
-describe_wait(StringInfo buf, int from, int to)
-{
-	CapaccessProc *p = proc_at(from);
-	uint32		ws = pg_atomic_read_u32(&p->waiting_slot);
-	int			from_pid = GetPGProcByNumber(from)->pid;
-	int			to_pid = GetPGProcByNumber(to)->pid;
-
-	if (buf->len > 0)
-		appendStringInfoChar(buf, '\n');
-	if (ws != 0 &&
-		pg_atomic_read_u32(&slot_at(ws - 1)->holder) == (uint32) to + 1)
-		appendStringInfo(buf,
-						 "Process %d waits for the capaccess gate of customer " INT64_FORMAT "; blocked by process %d.",
-						 from_pid, p->waiting_for, to_pid);
-	else
-		appendStringInfo(buf, "Process %d waits for a lock; blocked by process %d.",
-						 from_pid, to_pid);
-}
-
-/*
- * The backends that procno waits for: the holder of the gate it is queued
- * on, and the blockers of the heavyweight lock it sleeps on.
- */
-static int
-wait_edges(int procno, int *out, int maxout)
-{
-	int			n = 0;
-	uint32		ws = pg_atomic_read_u32(&proc_at(procno)->waiting_slot);
-	PGPROC	   *proc = GetPGProcByNumber(procno);
-	int			pid = proc->pid;
-
-	if (ws != 0)
-	{
-		uint32		h = pg_atomic_read_u32(&slot_at(ws - 1)->holder);
-
-		if (h != 0 && (int) h - 1 != procno)
-			out[n++] = (int) h - 1;
-	}
-
-	if (pid != 0 && proc->waitLock != NULL)
-	{
-		ArrayType  *arr;
-		int32	   *pids;
-		int			npids;
-
-		arr = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids,
-													 Int32GetDatum(pid)));
-		pids = (int32 *) ARR_DATA_PTR(arr);
-		npids = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-		for (int i = 0; i < npids && n < maxout; i++)
-		{
-			PGPROC	   *blocker = BackendPidGetProc(pids[i]);
-
-			if (blocker != NULL)
-				out[n++] = blocker->pgprocno;
-		}
-		pfree(arr);
-	}
-	return n;
-}
-
-/*
- * Depth-first walk of the wait-for graph from this backend.  Returns true,
- * with a description in buf, if it leads back here.
- */
-static bool
-find_cycle(StringInfo buf)
-{
-	int			nprocs = capaccess_shared->nprocs;
-	int			me = MyProc->pgprocno;
-	int		   *parent = palloc(nprocs * sizeof(int));
-	bool	   *visited = palloc0(nprocs * sizeof(bool));
-	int		   *stack = palloc(nprocs * sizeof(int));
-	int		   *edges = palloc(nprocs * sizeof(int));
-	int			depth = 0;
-	bool		found = false;
-
-	stack[depth++] = me;
-	visited[me] = true;
-	parent[me] = -1;
-	while (depth > 0 && !found)
-	{
-		int			u = stack[--depth];
-		int			nedges = wait_edges(u, edges, nprocs);
-
-		for (int i = 0; i < nedges; i++)
-		{
-			int			v = edges[i];
-
-			if (v < 0 || v >= nprocs)
-				continue;
-			if (v == me)
-			{
-				/* report the cycle in the order of the waits */
-				int			chain[64];
-				int			len = 0;
-
-				for (int w = u; w >= 0 && len < lengthof(chain); w = parent[w])
-					chain[len++] = w;
-				for (int k = len - 1; k > 0; k--)
-					describe_wait(buf, chain[k], chain[k - 1]);
-				describe_wait(buf, u, me);
-				found = true;
-				break;
-			}
-			if (!visited[v])
-			{
-				visited[v] = true;
-				parent[v] = u;
-				stack[depth++] = v;
-			}
-		}
-	}
-	pfree(parent);
-	pfree(visited);
-	pfree(stack);
-	pfree(edges);
-	return found;
-}
-
-static void
-gate_check_deadlock(int64 customer_id)
-{
-	CapaccessProc *mine = proc_at(MyProc->pgprocno);
-	StringInfoData buf;
-	bool		victim = false;
-
-	/*
-	 * A first walk without the lock.  Most checks find no cycle, and a
-	 * thousand waiters checking at once must not queue on one LWLock.
-	 */
-	initStringInfo(&buf);
-	if (!find_cycle(&buf))
-	{
-		pfree(buf.data);
-		return;
-	}
-
-	/* Confirm under the lock, where at most one member of a cycle acts. */
-	resetStringInfo(&buf);
-	LWLockAcquire(capaccess_shared->deadlock_lock, LW_EXCLUSIVE);
-	if (pg_atomic_read_u32(&mine->granted) == 0 && find_cycle(&buf))
-	{
-		/* withdraw from the graph before anyone else looks at it */
-		pg_atomic_write_u32(&mine->waiting_slot, 0);
-		victim = true;
-	}
-	LWLockRelease(capaccess_shared->deadlock_lock);
-
-	if (victim)
-	{
-		pg_atomic_fetch_add_u64(&capaccess_shared->counters.deadlocks, 1);
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
-				 errmsg("deadlock detected"),
-				 errdetail_log("%s", buf.data),
-				 errdetail("Process %d waits for the capaccess gate of customer " INT64_FORMAT ", and the wait leads back to it.",
-						   MyProcPid, customer_id),
-				 errhint("Update customers in the same order in every transaction, and retry the transaction.")));
-	}
-	pfree(buf.data);
-}
-
 /*
  * Sleep until the gate of the slot is handed to us.  Honours cancel and
- * statement_timeout (through CHECK_FOR_INTERRUPTS), lock_timeout, and
- * checks for deadlocks after deadlock_timeout.
+ * statement_timeout (through CHECK_FOR_INTERRUPTS) and lock_timeout; the
+ * first waiter of the queue checks for deadlocks every deadlock_timeout,
+ * and a waiter that a check chose as a deadlock's victim gives up.
  */
 static void
-gate_sleep(int64 customer_id)
+gate_sleep(int slot, int64 customer_id, uint32 wait_seq)
 {
 	CapaccessProc *mine = proc_at(MyProc->pgprocno);
 	TimestampTz start = GetCurrentTimestamp();
@@ -510,6 +360,13 @@ gate_sleep(int64 customer_id)
 
 		if (pg_atomic_read_u32(&mine->granted) != 0)
 			break;
+		if (pg_atomic_read_u32(&mine->victim_of) == wait_seq)
+		{
+			/* a check found us on a cycle; it may have broken meanwhile */
+			if (gate_leave_queue(true))
+				break;
+			capaccess_deadlock_report_victim(customer_id);
+		}
 
 		now = GetCurrentTimestamp();
 		if (deadline != 0 && now >= deadline)
@@ -523,7 +380,8 @@ gate_sleep(int64 customer_id)
 		}
 		if (now >= next_check)
 		{
-			gate_check_deadlock(customer_id);
+			if (capaccess_deadlock_should_check(slot))
+				capaccess_deadlock_check(slot, customer_id);
 			next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													 DeadlockTimeout);
 			continue;
@@ -545,21 +403,23 @@ gate_sleep(int64 customer_id)
 }
 
 /*
- * Take the gate of a slot the caller has pinned.  The pin then belongs to
- * the held gate, and is dropped when the gate is released.  A transaction
- * that already holds the gate just goes on.  Returns true if the gate was
- * handed over after a wait in the queue, false if it was taken at once.
+ * Take the gate of a slot the caller has pinned (a loose pin, which then
+ * belongs to the gate and is dropped when the gate is released).  A
+ * transaction that already holds the gate just goes on.  Returns true if
+ * the gate was handed over after a wait in the queue, false if it was
+ * taken at once.
  */
 bool
-capaccess_gate_acquire(int slot, int64 customer_id)
+capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
 {
 	CapaccessSlot *s = slot_at(slot);
 	CapaccessProc *mine;
 	int			me = MyProc->pgprocno;
 	uint32		expected = 0;
+	uint32		wait_seq;
 	TimestampTz now;
 
-	if (held_find(customer_id) >= 0)
+	if (held_find(scope, customer_id) >= 0)
 	{
 		capaccess_slot_unpin(slot);
 		return false;
@@ -570,21 +430,13 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 		on_shmem_exit(gate_shmem_exit, (Datum) 0);
 		exit_hook_registered = true;
 	}
-	PG_TRY();
-	{
-		held_reserve();
-	}
-	PG_CATCH();
-	{
-		capaccess_slot_unpin(slot);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	held_reserve();				/* may fail: the pin is still a loose one */
+	capaccess_slot_keep_pin(slot);
 
 	/* uncontended: the gate is free, so nobody waits for it either */
 	if (pg_atomic_compare_exchange_u32(&s->holder, &expected, (uint32) me + 1))
 	{
-		held_add(slot, customer_id, GetCurrentTimestamp());
+		held_add(slot, scope, customer_id, GetCurrentTimestamp());
 		return false;
 	}
 
@@ -594,9 +446,13 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 	if (pg_atomic_compare_exchange_u32(&s->holder, &expected, (uint32) me + 1))
 	{
 		SpinLockRelease(&s->qlock);
-		held_add(slot, customer_id, GetCurrentTimestamp());
+		held_add(slot, scope, customer_id, GetCurrentTimestamp());
 		return false;
 	}
+	wait_seq = pg_atomic_read_u32(&mine->wait_seq) + 1;
+	if (wait_seq == 0)
+		wait_seq = 1;			/* 0 means "no wait" to victim_of */
+	pg_atomic_write_u32(&mine->wait_seq, wait_seq);
 	pg_atomic_write_u32(&mine->granted, 0);
 	mine->waiting_for = customer_id;
 	mine->next = -1;
@@ -614,18 +470,18 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 
 	PG_TRY();
 	{
-		gate_sleep(customer_id);
+		gate_sleep(slot, customer_id, wait_seq);
 	}
 	PG_CATCH();
 	{
-		gate_abandon_wait();
+		(void) gate_leave_queue(false);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
 	waiting_slot = -1;
 	now = GetCurrentTimestamp();
-	held_add(slot, customer_id, now);
+	held_add(slot, scope, customer_id, now);
 	pg_atomic_fetch_add_u64(&capaccess_shared->counters.handoffs, 1);
 	if (now > mine->granted_at)
 		pg_atomic_fetch_add_u64(&capaccess_shared->counters.handoff_us,
@@ -635,9 +491,9 @@ capaccess_gate_acquire(int slot, int64 customer_id)
 
 /* Remember the state an UPDATE under the gate wrote, for the commit. */
 void
-capaccess_gate_stage(int64 customer_id, const CapaccessState *state)
+capaccess_gate_stage(uint64 scope, int64 customer_id, const CapaccessState *state)
 {
-	int			i = held_find(customer_id);
+	int			i = held_find(scope, customer_id);
 
 	Assert(i >= 0);
 	held[i].state = *state;
@@ -645,16 +501,29 @@ capaccess_gate_stage(int64 customer_id, const CapaccessState *state)
 	held[i].pending_subid = GetCurrentSubTransactionId();
 }
 
+/* The customer's row was deleted under the gate: drop the cache at commit. */
+void
+capaccess_gate_stage_gone(uint64 scope, int64 customer_id)
+{
+	int			i = held_find(scope, customer_id);
+
+	Assert(i >= 0);
+	held[i].pending = PENDING_FORGET;
+	held[i].pending_subid = GetCurrentSubTransactionId();
+}
+
 /*
  * Give back, before the transaction ends, a gate this call took and used
  * only to read: a refusal writes nothing, so nothing needs protecting.  If
  * committed is given (it was read under the gate with a fresh snapshot), it
- * becomes the slot's cache.
+ * becomes the slot's cache; otherwise the cache is dropped, since what it
+ * held did not match the table (not_found, or a row that did not refuse).
  */
 void
-capaccess_gate_give_back(int64 customer_id, const CapaccessState *committed)
+capaccess_gate_give_back(uint64 scope, int64 customer_id,
+						 const CapaccessState *committed)
 {
-	int			i = held_find(customer_id);
+	int			i = held_find(scope, customer_id);
 	int			slot;
 	TimestampTz now;
 
@@ -665,24 +534,10 @@ capaccess_gate_give_back(int64 customer_id, const CapaccessState *committed)
 	held[i] = held[--nheld];
 	if (committed != NULL)
 		capaccess_slot_write_cache(slot, committed);
+	else
+		capaccess_slot_forget_cache(slot);
 	gate_handoff(slot, now);
-	capaccess_slot_unpin(slot);
-}
-
-/*
- * Raise released_lsn to lsn, the end of a commit record of a transaction
- * that held gates.  Done before the gates are released, so that whoever
- * takes one of them next finds that commit covered, even if it is not yet
- * flushed: released early, or by a session with synchronous_commit = off.
- */
-static void
-advance_released_lsn(XLogRecPtr lsn)
-{
-	pg_atomic_uint64 *p = &capaccess_shared->released_lsn;
-	uint64		cur = pg_atomic_read_u64(p);
-
-	while (cur < lsn && !pg_atomic_compare_exchange_u64(p, &cur, lsn))
-		;
+	capaccess_slot_drop_kept_pin(slot);
 }
 
 /*
@@ -755,7 +610,7 @@ gate_xact_callback(XactEvent event, void *arg)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot prepare a transaction that holds a capaccess gate"),
-						 errdetail("The transaction called capaccess_update for customer " INT64_FORMAT ".",
+						 errdetail("The transaction holds the gate of customer " INT64_FORMAT ".",
 								   held[0].customer_id),
 						 errhint("Commit or roll back the transaction instead; capaccess does not support two-phase commit.")));
 			break;
@@ -763,8 +618,6 @@ gate_xact_callback(XactEvent event, void *arg)
 			gate_pre_commit();
 			break;
 		case XACT_EVENT_COMMIT:
-			if (nheld > 0 && TransactionIdIsValid(GetTopTransactionIdIfAny()))
-				advance_released_lsn(XactLastCommitEnd);
 
 			/*
 			 * PostgreSQL may have flushed anyway (a commit that drops files
@@ -783,6 +636,7 @@ gate_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
 			flush_after_release = false;
+			capaccess_slot_release_loose_pins(InvalidSubTransactionId);
 			gate_release_all(false);
 			break;
 		default:
@@ -795,6 +649,14 @@ static void
 gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
 {
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		/* an error ended the calls that held these */
+		capaccess_slot_release_loose_pins(mySubid);
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		capaccess_slot_reparent_loose_pins(mySubid, parentSubid);
+
 	for (int i = 0; i < nheld; i++)
 	{
 		HeldGate   *h = &held[i];
@@ -802,7 +664,7 @@ gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		if (h->pending == PENDING_NONE)
 			continue;
 		if (event == SUBXACT_EVENT_ABORT_SUB && h->pending_subid >= mySubid)
-			h->pending = PENDING_UNKNOWN;
+			h->pending = PENDING_FORGET;
 		else if (event == SUBXACT_EVENT_COMMIT_SUB && h->pending_subid == mySubid)
 			h->pending_subid = parentSubid;
 	}

@@ -26,27 +26,39 @@
  *
  * Insertion: a pinned slot (pins > 0) is in use: it has a gate holder, a
  * waiter, or a lookup in progress, and it is never taken from its customer.
- * To insert customer C, a backend takes C's home slot's claim latch (a CAS
- * on a flag; two backends inserting customers with the same home at the
- * same instant are the only ones that ever meet there), looks C up again,
- * and otherwise turns the first EMPTY or unpinned slot of the window into
- * C's with one CAS (ACTIVE/pins 0 -> CLAIMING/pins 1, generation + 1).
- * Because every insertion of C happens under the same latch after a fresh
- * lookup, and a pinned slot is never reclaimed, C never has two slots at
- * once.  If the whole window is pinned, the call fails with 53400.
+ * To insert customer C, a backend takes C's home slot's claim spinlock (two
+ * backends inserting customers with the same home at the same instant are
+ * the only ones that ever meet there), looks C up again, and otherwise
+ * turns the first EMPTY or unpinned slot of the window into C's with one
+ * CAS (ACTIVE/pins 0 -> CLAIMING/pins 1, generation + 1).  Because every
+ * insertion of C happens under the same spinlock after a fresh lookup, and
+ * a pinned slot is never reclaimed, C never has two slots at once.  If the
+ * whole window is pinned, the call fails with 53400.
+ *
+ * Pins.  A backend pins a slot at most once for each gate it holds or waits
+ * for, plus at most CAPACCESS_MAX_LOOSE_PINS "loose" pins of calls in
+ * progress; a static assertion checks that MAX_BACKENDS such backends
+ * cannot overflow the 24 pin bits.  Loose pins are remembered with the
+ * subtransaction that took them and dropped when it aborts, so an error
+ * anywhere in a call leaves no pin behind.  A gate takes over its caller's
+ * loose pin (capaccess_slot_keep_pin) and drops it when released.
  *
  * The cache
  * ---------
  * Only the gate holder writes a slot's cache (gate.c), so it is a seqlock
  * with a single writer: version is odd while it writes.  Readers hold a pin
- * (so the slot cannot change customer) and retry on a torn read.  When a
- * slot is reclaimed for another customer, its cache is emptied.
+ * (so the slot cannot change customer) and retry on a torn read: a few
+ * times spinning, then sleeping a millisecond and checking for interrupts.
+ * When a slot is reclaimed for another customer, its cache is emptied.
+ * What the cache holds may be stale (table.c says when it may be used).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
+#include "postmaster/postmaster.h"
 #include "storage/s_lock.h"
 
 #include "capaccess.h"
@@ -60,6 +72,27 @@
 #define CTL_GEN(c)		((uint32) ((c) >> 32))
 #define CTL_MAKE(gen, pins, state) \
 	(((uint64) (gen) << 32) | ((uint64) (pins) << 8) | (uint64) (state))
+#define CTL_PINS_MAX	0xFFFFFF
+
+/*
+ * Each backend pins a slot at most once for the gate it holds or waits for
+ * there, and at most CAPACCESS_MAX_LOOSE_PINS times in calls in progress.
+ */
+StaticAssertDecl((uint64) MAX_BACKENDS * (CAPACCESS_MAX_LOOSE_PINS + 1) <= CTL_PINS_MAX,
+				 "capaccess slot pin count could overflow into the generation");
+
+/* This backend's loose pins, with the subtransaction that took each. */
+typedef struct LoosePin
+{
+	int			slot;
+	SubTransactionId subid;
+} LoosePin;
+
+static LoosePin loose_pins[CAPACCESS_MAX_LOOSE_PINS];
+static int	nloose_pins = 0;
+
+/* Sleep on a torn seqlock read after this many spins. */
+#define SEQLOCK_SPINS	100
 
 Size
 capaccess_slots_size(int nslots)
@@ -77,8 +110,9 @@ capaccess_slots_init(CapaccessSlot *slots, int nslots)
 		pg_atomic_init_u64(&s->ctl, CTL_MAKE(0, 0, SLOT_EMPTY));
 		pg_atomic_init_u64(&s->key, 0);
 		pg_atomic_init_u64(&s->scope, 0);
-		pg_atomic_init_u32(&s->claim, 0);
+		SpinLockInit(&s->claim);
 		pg_atomic_init_u32(&s->holder, 0);
+		pg_atomic_init_u64(&s->releases, 0);
 		SpinLockInit(&s->qlock);
 		s->qhead = -1;
 		s->qtail = -1;
@@ -134,6 +168,7 @@ slot_lookup_pin(uint64 scope, int64 customer_id)
 			if ((int64) pg_atomic_read_u64(&s->key) != customer_id ||
 				pg_atomic_read_u64(&s->scope) != scope)
 				break;
+			Assert(CTL_PINS(ctl) < CTL_PINS_MAX);
 			/* CAS fails if the slot changed hands since ctl was read */
 			if (pg_atomic_compare_exchange_u64(&s->ctl, &ctl,
 											   CTL_MAKE(CTL_GEN(ctl),
@@ -149,8 +184,8 @@ slot_lookup_pin(uint64 scope, int64 customer_id)
 }
 
 /*
- * Give the customer a slot, pinned.  Called with the home slot's claim latch
- * held, after a lookup found nothing.  Returns -1 if every slot of the
+ * Give the customer a slot, pinned.  Called with the home slot's claim
+ * spinlock held, after a lookup found nothing.  Returns -1 if every slot of the
  * window is in use.
  */
 static int
@@ -190,56 +225,32 @@ slot_claim_locked(uint64 scope, int64 customer_id)
 	return -1;
 }
 
-/*
- * Find the customer's slot and pin it.  With create, a slot is claimed when
- * the customer has none; otherwise -1 is returned then.
- */
-int
-capaccess_slot_pin(uint64 scope, int64 customer_id, bool create)
+static void
+remember_loose_pin(int slot)
 {
-	CapaccessSlot *home_slot;
-	SpinDelayStatus delay;
-	int			idx;
-
-	idx = slot_lookup_pin(scope, customer_id);
-	if (idx >= 0 || !create)
-		return idx;
-
-	home_slot = &capaccess_shared->slots[slot_home(scope, customer_id,
-												   capaccess_shared->nslots)];
-
-	/* The latch is held for a few dozen instructions; no error inside. */
-	init_local_spin_delay(&delay);
-	for (;;)
-	{
-		uint32		expected = 0;
-
-		if (pg_atomic_compare_exchange_u32(&home_slot->claim, &expected, 1))
-			break;
-		perform_spin_delay(&delay);
-	}
-	finish_spin_delay(&delay);
-
-	idx = slot_lookup_pin(scope, customer_id);
-	if (idx < 0)
-		idx = slot_claim_locked(scope, customer_id);
-
-	pg_atomic_write_u32(&home_slot->claim, 0);
-
-	if (idx < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("no free capaccess slot for customer " INT64_FORMAT,
-						customer_id),
-				 errdetail("All %d slots that customer can use are in use by other customers.",
-						   slot_window(capaccess_shared->nslots)),
-				 errhint("Raise \"capaccess.max_customers\" (currently %d) and restart the server.",
-						 capaccess_shared->nslots)));
-	return idx;
+	Assert(nloose_pins < CAPACCESS_MAX_LOOSE_PINS);
+	loose_pins[nloose_pins].slot = slot;
+	loose_pins[nloose_pins].subid = GetCurrentSubTransactionId();
+	nloose_pins++;
 }
 
-void
-capaccess_slot_unpin(int slot)
+/* Forget the latest loose pin of slot; false if there is none. */
+static bool
+forget_loose_pin(int slot)
+{
+	for (int i = nloose_pins - 1; i >= 0; i--)
+	{
+		if (loose_pins[i].slot == slot)
+		{
+			loose_pins[i] = loose_pins[--nloose_pins];
+			return true;
+		}
+	}
+	return false;
+}
+
+static void
+unpin(int slot)
 {
 	CapaccessSlot *s = &capaccess_shared->slots[slot];
 	uint64		ctl = pg_atomic_read_u64(&s->ctl);
@@ -255,30 +266,144 @@ capaccess_slot_unpin(int slot)
 	}
 }
 
+/*
+ * Find the customer's slot and pin it, as a loose pin of this call.  With
+ * create, a slot is claimed when the customer has none; otherwise -1 is
+ * returned then.
+ */
+int
+capaccess_slot_pin(uint64 scope, int64 customer_id, bool create)
+{
+	CapaccessSlot *home_slot;
+	int			idx;
+
+	if (nloose_pins >= CAPACCESS_MAX_LOOSE_PINS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("capaccess calls are nested too deeply"),
+				 errdetail("A call of a capaccess function may run at most %d others inside it, through triggers.",
+						   CAPACCESS_MAX_LOOSE_PINS - 1)));
+
+	idx = slot_lookup_pin(scope, customer_id);
+	if (idx < 0 && create)
+	{
+		home_slot = &capaccess_shared->slots[slot_home(scope, customer_id,
+													   capaccess_shared->nslots)];
+		/* held for a few dozen instructions, with no error inside */
+		SpinLockAcquire(&home_slot->claim);
+		idx = slot_lookup_pin(scope, customer_id);
+		if (idx < 0)
+			idx = slot_claim_locked(scope, customer_id);
+		SpinLockRelease(&home_slot->claim);
+
+		if (idx < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("no free capaccess slot for customer " INT64_FORMAT,
+							customer_id),
+					 errdetail("All %d slots that customer can use are in use by other customers.",
+							   slot_window(capaccess_shared->nslots)),
+					 errhint("Raise \"capaccess.max_customers\" (currently %d) and restart the server.",
+							 capaccess_shared->nslots)));
+	}
+	if (idx >= 0)
+		remember_loose_pin(idx);
+	return idx;
+}
+
+/* Drop a loose pin this call took. */
+void
+capaccess_slot_unpin(int slot)
+{
+	bool		found PG_USED_FOR_ASSERTS_ONLY = forget_loose_pin(slot);
+
+	Assert(found);
+	unpin(slot);
+}
+
+/*
+ * The caller (a gate) takes over a loose pin: it is no longer dropped at
+ * abort, and the caller drops it with capaccess_slot_drop_kept_pin.
+ */
+void
+capaccess_slot_keep_pin(int slot)
+{
+	bool		found PG_USED_FOR_ASSERTS_ONLY = forget_loose_pin(slot);
+
+	Assert(found);
+}
+
+void
+capaccess_slot_drop_kept_pin(int slot)
+{
+	unpin(slot);
+}
+
+/*
+ * Drop the loose pins taken in subtransaction subid or in its children (all
+ * of them for InvalidSubTransactionId): they belonged to calls that an
+ * error ended.  A committed subtransaction's pins pass to its parent.
+ * Cannot fail.
+ */
+void
+capaccess_slot_release_loose_pins(SubTransactionId subid)
+{
+	for (int i = nloose_pins - 1; i >= 0; i--)
+	{
+		if (loose_pins[i].subid >= subid)
+		{
+			unpin(loose_pins[i].slot);
+			loose_pins[i] = loose_pins[--nloose_pins];
+		}
+	}
+}
+
+void
+capaccess_slot_reparent_loose_pins(SubTransactionId subid,
+								   SubTransactionId parent)
+{
+	for (int i = 0; i < nloose_pins; i++)
+		if (loose_pins[i].subid >= subid)
+			loose_pins[i].subid = parent;
+}
+
+/* Back off from a torn seqlock read: spin a little, then sleep. */
+static void
+seqlock_backoff(int *tries)
+{
+	if (++(*tries) < SEQLOCK_SPINS)
+		SPIN_DELAY();
+	else
+	{
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(1000L);
+	}
+}
+
 /* Copy a pinned slot's cache into out; false if it holds nothing. */
 static bool
 read_cache_raw(int slot, CapaccessState *out)
 {
 	CapaccessSlot *s = &capaccess_shared->slots[slot];
+	int			tries = 0;
 
 	for (;;)
 	{
 		uint32		before = pg_atomic_read_u32(&s->version);
 		bool		loaded;
 
-		if (before & 1)
+		/* an odd version: the holder is publishing, for a few instructions */
+		if ((before & 1) == 0)
 		{
-			/* the holder is publishing; it is a matter of instructions */
-			SPIN_DELAY();
-			continue;
+			pg_read_barrier();
+			loaded = s->loaded;
+			if (loaded)
+				memcpy(out, &s->state, sizeof(CapaccessState));
+			pg_read_barrier();
+			if (pg_atomic_read_u32(&s->version) == before)
+				return loaded;
 		}
-		pg_read_barrier();
-		loaded = s->loaded;
-		if (loaded)
-			memcpy(out, &s->state, sizeof(CapaccessState));
-		pg_read_barrier();
-		if (pg_atomic_read_u32(&s->version) == before)
-			return loaded;
+		seqlock_backoff(&tries);
 	}
 }
 
@@ -347,31 +472,84 @@ capaccess_slot_inspect(int slot, CapaccessSlotView *view)
 {
 	CapaccessSlot *s = &capaccess_shared->slots[slot];
 	uint64		ctl = pg_atomic_read_u64(&s->ctl);
+	int			tries = 0;
 
 	view->active = (CTL_STATE(ctl) == SLOT_ACTIVE);
 	pg_read_barrier();
 	view->customer_id = (int64) pg_atomic_read_u64(&s->key);
 	view->scope = pg_atomic_read_u64(&s->scope);
 	view->holder = pg_atomic_read_u32(&s->holder);
+	view->queued = ((volatile CapaccessSlot *) s)->qhead >= 0;
 	for (;;)
 	{
 		uint32		before = pg_atomic_read_u32(&s->version);
 
-		if (before & 1)
+		if ((before & 1) == 0)
 		{
-			SPIN_DELAY();
-			continue;
+			pg_read_barrier();
+			view->loaded = s->loaded;
+			memcpy(&view->state, &s->state, sizeof(CapaccessState));
+			pg_read_barrier();
+			if (pg_atomic_read_u32(&s->version) == before)
+			{
+				view->version = before;
+				break;
+			}
 		}
-		pg_read_barrier();
-		view->loaded = s->loaded;
-		memcpy(&view->state, &s->state, sizeof(CapaccessState));
-		pg_read_barrier();
-		if (pg_atomic_read_u32(&s->version) == before)
-		{
-			view->version = before;
-			break;
-		}
+		seqlock_backoff(&tries);
 	}
 	pg_read_barrier();
 	return CTL_GEN(pg_atomic_read_u64(&s->ctl)) == CTL_GEN(ctl);
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The customers of scope whose gate somebody holds or waits for: a reading
+ * without locks or pins, already out of date when it returns, fit only to
+ * decide an order of work.  Returns a palloc'd array, sorted, without
+ * duplicates.
+ */
+int64	   *
+capaccess_slot_busy_customers(uint64 scope, int *n)
+{
+	CapaccessSlot *slots = capaccess_shared->slots;
+	int			nslots = capaccess_shared->nslots;
+	int64	   *ids = palloc(Max(nslots, 1) * sizeof(int64));
+	int			count = 0;
+
+	for (int i = 0; i < nslots; i++)
+	{
+		CapaccessSlot *s = &slots[i];
+		uint64		ctl = pg_atomic_read_u64(&s->ctl);
+
+		if (CTL_STATE(ctl) != SLOT_ACTIVE)
+			continue;
+		pg_read_barrier();
+		if (pg_atomic_read_u64(&s->scope) != scope)
+			continue;
+		if (pg_atomic_read_u32(&s->holder) == 0 &&
+			((volatile CapaccessSlot *) s)->qhead < 0)
+			continue;
+		ids[count++] = (int64) pg_atomic_read_u64(&s->key);
+	}
+	if (count > 1)
+	{
+		int			kept = 1;
+
+		qsort(ids, count, sizeof(int64), cmp_int64);
+		for (int i = 1; i < count; i++)
+			if (ids[i] != ids[kept - 1])
+				ids[kept++] = ids[i];
+		count = kept;
+	}
+	*n = count;
+	return ids;
 }

@@ -1,31 +1,38 @@
 /*-------------------------------------------------------------------------
  *
  * update.c
- *	  capaccess_update and capaccess_register: the SQL API.
+ *	  capaccess_update, capaccess_register and capaccess_reset: writing one
+ *	  customer under its gate.
  *
- * A call to capaccess_update goes like this:
+ * A call of capaccess_update goes through these steps, each a function
+ * below:
  *
- *	1. Refusal from the committed state.  If the customer's slot cache holds
- *	   its last committed state and that state already refuses the call (cap
- *	   exceeded, below zero), answer from it without touching the gate or the
- *	   table: refusals never queue behind accepted updates.
- *	2. Take the customer's gate (gate.c), waiting in line if needed.  The
- *	   UPDATE's plans are built before that, so no backend plans under the
- *	   gate while others wait.
- *	3. Run one prepared UPDATE through SPI: after a wait, by the position
- *	   of the last committed row version (its ctid), else, or if that finds
- *	   nothing, by key.  The statement itself checks the cap and computes
- *	   the new clock, sequence number and state hash from the row, so the
- *	   table stays right whatever shared memory says.
- *	4. Accepted: stage the new state; it is published to the cache when the
- *	   transaction commits, and the gate is released then.
- *	   Refused or unknown customer: read the row to say why.  If this call
- *	   took the gate, it gives it back at once, since it wrote nothing.
+ *	call_begin		   Lock the table and check its contract (table.c), act
+ *					   as its owner with the settings pinned, and make sure
+ *					   the statements' plans are built and valid, so that
+ *					   nobody plans under the gate while others wait.
+ *	refuse_from_cache  If the customer's cached state refuses the call (cap
+ *					   exceeded, below zero) and the row version it was read
+ *					   from is still the current one, answer from it without
+ *					   queueing: refusals never wait behind accepted updates.
+ *	take_gate		   Queue for the customer's gate (gate.c).
+ *	write_row		   One prepared UPDATE through SPI: after a wait, by the
+ *					   position of the last committed row version (its ctid),
+ *					   else, or if that finds nothing, by key.  The statement
+ *					   checks the cap and computes the new clock, sequence
+ *					   number and state hash from the row, so the table stays
+ *					   right whatever shared memory says.
+ *	accept			   Stage the new state; the commit publishes it to the
+ *					   cache and releases the gate.
+ *	explain_refusal	   The UPDATE changed nothing: read the row to say why
+ *					   (cap_exceeded, below_zero, not_found), give the gate
+ *					   back at once, and refresh the cache from the row (or
+ *					   drop it), flushing the WAL up to what it reports.
  *
- * The SPI statements run as the owner of capaccess.customer, so callers
- * need no privilege on the table, only EXECUTE on the functions.  All names
- * in them are schema-qualified, operators included, so objects on the
- * caller's search_path cannot capture them.
+ * capaccess_reset goes through the same steps but the cache, with an UPDATE
+ * that sets used instead of adding to it; capaccess_register inserts under
+ * the gate.  The statements name every column, table, function and
+ * operator with its schema, and read their results by column name.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,8 +43,6 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "executor/spi.h"
@@ -46,11 +51,9 @@
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "utils/builtins.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/plancache.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
-#include "utils/syscache.h"
 
 #include "capaccess.h"
 
@@ -58,13 +61,14 @@ PG_FUNCTION_INFO_V1(capaccess_update);
 PG_FUNCTION_INFO_V1(capaccess_register);
 
 /*
- * The UPDATE, in two forms.  $1 customer_id, $2 consume, $3 new cap or
+ * The UPDATE, in three forms.  $1 customer_id, $2 consume, $3 new cap or
  * NULL, $4 new access or NULL.  The first finds the row by its primary key.
  * The second, with $5, goes straight to the row version the slot cache says
  * was committed last: with a long queue, the waiters' snapshots keep every
  * version since the oldest of them from being pruned, and the key lookup
  * walks them all.  Both check the key and the cap, so a stale $5 finds
- * nothing and the first form runs.
+ * nothing and the first form runs.  The third, for capaccess_reset, sets
+ * used to $2.
  */
 #define UPDATE_SET \
 "UPDATE capaccess.customer AS c SET" \
@@ -82,22 +86,35 @@ PG_FUNCTION_INFO_V1(capaccess_register);
 "   AND c.used OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.>=) 0::pg_catalog.int8" \
 "   AND ($2 OPERATOR(pg_catalog.<=) 0::pg_catalog.int8" \
 "        OR c.used OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) COALESCE($3, c.cap))"
+#define STATE_COLUMNS \
+" c.customer_id, c.cap, c.used, c.access, c.clock, c.seq, c.state_hash, c.ctid"
 
 static const char *const update_sql =
 UPDATE_SET
 " WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
 UPDATE_CAP_QUAL
-" RETURNING c.*, c.ctid";
+" RETURNING" STATE_COLUMNS;
 
 static const char *const update_tid_sql =
 UPDATE_SET
 " WHERE c.ctid OPERATOR(pg_catalog.=) $5"
 "   AND c.customer_id OPERATOR(pg_catalog.=) $1"
 UPDATE_CAP_QUAL
-" RETURNING c.*, c.ctid";
+" RETURNING" STATE_COLUMNS;
+
+static const char *const reset_sql =
+"UPDATE capaccess.customer AS c SET"
+"  used = $2,"
+"  clock = c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
+"  seq = pg_catalog.nextval('capaccess.seq'::pg_catalog.regclass),"
+"  state_hash = capaccess.state_hash(c.customer_id,"
+"    c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8, $2, c.cap, c.access),"
+"  updated_at = pg_catalog.now()"
+" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
+" RETURNING" STATE_COLUMNS;
 
 static const char *const select_sql =
-"SELECT c.*, c.ctid FROM capaccess.customer AS c"
+"SELECT" STATE_COLUMNS ", c.xmin FROM capaccess.customer AS c"
 " WHERE c.customer_id OPERATOR(pg_catalog.=) $1";
 
 static const char *const insert_sql =
@@ -106,12 +123,43 @@ static const char *const insert_sql =
 " VALUES ($1, $2, 0, $3, 0, NULL,"
 "  capaccess.state_hash($1, 0::pg_catalog.int8, 0::pg_catalog.int8, $2, $3),"
 "  pg_catalog.now())"
-" RETURNING c.*";
+" RETURNING c.*, c.ctid";
+
+static Oid	update_argtypes[5] = {INT8OID, INT8OID, INT8OID, TEXTOID, TIDOID};
+static Oid	insert_argtypes[3] = {INT8OID, INT8OID, TEXTOID};
 
 static SPIPlanPtr update_plan = NULL;
 static SPIPlanPtr update_tid_plan = NULL;
+static SPIPlanPtr reset_plan = NULL;
 static SPIPlanPtr select_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
+
+/* The table generation the plans were last checked against (table.c). */
+static bool plans_checked = false;
+static uint64 plans_generation = 0;
+
+/* One call of capaccess_update or capaccess_reset, as it goes. */
+typedef struct CapaccessCall
+{
+	/* what was asked */
+	CapaccessOp op;
+	int64		customer_id;
+	int64		consume;		/* update: added to used; reset: the new used */
+	bool		has_cap;
+	int64		new_cap;
+	const char *new_access;
+	/* where it is */
+	MemoryContext callercxt;
+	Relation	rel;
+	uint64		scope;
+	CapaccessSpi spi;
+	bool		held_before;	/* this transaction held the gate already */
+	int			slot;			/* the customer's slot, if pinned */
+	bool		waited;			/* the gate was handed over after a wait */
+	ItemPointerData tid;		/* the row version to go to, as $5 */
+	Datum		args[5];
+	char		nulls[5];
+} CapaccessCall;
 
 /*
  * Prepare a statement once per backend.  It always runs with its generic
@@ -136,114 +184,39 @@ prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
- * This backend's lookup of capaccess.customer and its owner, done once and
- * dropped whenever the relation cache entry of the table is invalidated
- * (DROP EXTENSION, ALTER TABLE ... OWNER, RENAME, SET SCHEMA) or the whole
- * relation cache is reset.
+ * Build the plans, or check them again after the table changed, before
+ * queueing for a gate: a backend's first call, or its first after DDL,
+ * would otherwise parse and plan them, and load the catalog entries they
+ * need, while the gate is held and the whole queue waits.  Run as the
+ * owner, with the settings pinned, so that the plans' search_path is the
+ * one they run with.
  */
-static Oid	customer_relid = InvalidOid;
-static Oid	customer_owner = InvalidOid;
-static bool customer_inval_registered = false;
-
-/* The UPDATE plans are built and, as far as we know, valid. */
-static bool update_plans_ready = false;
-
 static void
-customer_table_inval(Datum arg, Oid relid)
+plans_ensure(void)
 {
-	if (!OidIsValid(relid) || relid == customer_relid)
-	{
-		customer_relid = InvalidOid;
-		customer_owner = InvalidOid;
-		update_plans_ready = false;
-	}
-}
+	SPIPlanPtr	plans[5];
 
-static void
-customer_table_lookup(void)
-{
-	Oid			nsp;
-	Oid			relid;
-	HeapTuple	tup;
-
-	if (OidIsValid(customer_relid))
+	if (plans_checked && plans_generation == capaccess_table_generation())
 		return;
-	if (!customer_inval_registered)
+	plans[0] = prepare_once(&update_plan, update_sql, 4, update_argtypes);
+	plans[1] = prepare_once(&update_tid_plan, update_tid_sql, 5, update_argtypes);
+	plans[2] = prepare_once(&reset_plan, reset_sql, 2, update_argtypes);
+	plans[3] = prepare_once(&select_plan, select_sql, 1, update_argtypes);
+	plans[4] = prepare_once(&insert_plan, insert_sql, 3, insert_argtypes);
+	for (int i = 0; i < lengthof(plans); i++)
 	{
-		CacheRegisterRelcacheCallback(customer_table_inval, (Datum) 0);
-		customer_inval_registered = true;
+		CachedPlan *cplan = SPI_plan_get_cached_plan(plans[i]);
+
+		if (cplan != NULL)
+			ReleaseCachedPlan(cplan, CurrentResourceOwner);
 	}
-
-	nsp = get_namespace_oid("capaccess", true);
-	relid = OidIsValid(nsp) ? get_relname_relid("customer", nsp) : InvalidOid;
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table capaccess.customer does not exist"),
-				 errhint("Run CREATE EXTENSION capaccess in this database.")));
-
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	customer_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	customer_relid = relid;
-}
-
-/* OID of capaccess.customer in this database. */
-static Oid
-customer_table(void)
-{
-	customer_table_lookup();
-	return customer_relid;
-}
-
-/*
- * The scope of this database's customers in the slot table: the database
- * and the table, so that neither two databases nor a re-created extension
- * share slots.
- */
-uint64
-capaccess_scope(void)
-{
-	return ((uint64) MyDatabaseId << 32) | (uint64) customer_table();
-}
-
-/* Owner of capaccess.customer, whose rights the SPI statements run with. */
-static Oid
-customer_table_owner(void)
-{
-	customer_table_lookup();
-	return customer_owner;
-}
-
-/*
- * Connect to SPI and act as the table's owner, restricted as a security
- * definer would be.  An error on the way restores the user at abort.
- */
-void
-capaccess_spi_connect(CapaccessSpi *spi)
-{
-	Oid			owner = customer_table_owner();
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&spi->save_userid, &spi->save_sec_context);
-	SetUserIdAndSecContext(owner, spi->save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-}
-
-void
-capaccess_spi_finish(CapaccessSpi *spi)
-{
-	SetUserIdAndSecContext(spi->save_userid, spi->save_sec_context);
-	SPI_finish();
+	plans_generation = capaccess_table_generation();
+	plans_checked = true;
 }
 
 /* Common checks: preloaded, writable, not in a parallel worker. */
-static void
-check_can_write(const char *fname)
+void
+capaccess_check_can_write(const char *fname)
 {
 	capaccess_check_loaded();
 	PreventCommandIfReadOnly(fname);
@@ -251,52 +224,6 @@ check_can_write(const char *fname)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("cannot call %s during a parallel operation", fname)));
-}
-
-static int64
-spi_int8(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
-{
-	return DatumGetInt64(SPI_getbinval(tup, desc, col, isnull));
-}
-
-/*
- * Copy a capaccess.customer row (customer_id, cap, used, access, clock, seq,
- * state_hash, updated_at, and ctid when the statement returns it) into
- * state, and its access text into cxt.
- */
-static void
-state_from_row(HeapTuple tup, TupleDesc desc, CapaccessState *st,
-			   char **access_out, MemoryContext cxt)
-{
-	bool		isnull;
-	text	   *access;
-	int			len;
-
-	st->cap = spi_int8(tup, desc, 2, &isnull);
-	st->used = spi_int8(tup, desc, 3, &isnull);
-	access = DatumGetTextPP(SPI_getbinval(tup, desc, 4, &isnull));
-	st->clock = spi_int8(tup, desc, 5, &isnull);
-	st->seq = spi_int8(tup, desc, 6, &st->seq_isnull);
-	st->state_hash = spi_int8(tup, desc, 7, &isnull);
-	st->lsn = InvalidXLogRecPtr;
-	if (desc->natts >= 9)
-		ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 9, &isnull)),
-						&st->tid);
-	else
-		ItemPointerSetInvalid(&st->tid);
-
-	len = VARSIZE_ANY_EXHDR(access);
-	if (len <= CAPACCESS_ACCESS_CACHE)
-	{
-		memcpy(st->access, VARDATA_ANY(access), len);
-		st->access_len = len;
-	}
-	else
-		st->access_len = -1;
-
-	*access_out = MemoryContextAlloc(cxt, len + 1);
-	memcpy(*access_out, VARDATA_ANY(access), len);
-	(*access_out)[len] = '\0';
 }
 
 static void
@@ -317,16 +244,17 @@ result_from_state(CapaccessResult *r, const CapaccessState *st, char *access)
  * when the call may be accepted (or overflows, which the UPDATE reports).
  */
 static const char *
-refusal_reason(const CapaccessState *st, int64 consume, bool has_cap,
-			   int64 new_cap)
+refusal_reason(const CapaccessCall *c, const CapaccessState *st)
 {
 	int64		new_used;
 
-	if (pg_add_s64_overflow(st->used, consume, &new_used))
+	if (c->op == CAPACCESS_OP_RESET)
+		return NULL;
+	if (pg_add_s64_overflow(st->used, c->consume, &new_used))
 		return NULL;
 	if (new_used < 0)
 		return "below_zero";
-	if (consume > 0 && new_used > (has_cap ? new_cap : st->cap))
+	if (c->consume > 0 && new_used > (c->has_cap ? c->new_cap : st->cap))
 		return "cap_exceeded";
 	return NULL;
 }
@@ -338,9 +266,8 @@ refusal_reason(const CapaccessState *st, int64 consume, bool has_cap,
  * and updates would stop being HOT.
  */
 static void
-prune_page_of(ItemPointer tid)
+prune_page_of(Relation rel, ItemPointer tid)
 {
-	Relation	rel = table_open(customer_table(), RowExclusiveLock);
 	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
 
 	if (blkno < RelationGetNumberOfBlocks(rel))
@@ -350,47 +277,245 @@ prune_page_of(ItemPointer tid)
 		heap_page_prune_opt(rel, buf);
 		ReleaseBuffer(buf);
 	}
-	table_close(rel, NoLock);
+}
+
+static void
+call_begin(CapaccessCall *c, const char *fname)
+{
+	capaccess_check_can_write(fname);
+	c->callercxt = CurrentMemoryContext;
+	c->rel = capaccess_table_open(RowExclusiveLock);
+	c->scope = capaccess_table_scope(c->rel);
+	c->held_before = capaccess_gate_is_held(c->scope, c->customer_id);
+	c->slot = -1;
+	c->waited = false;
+	capaccess_spi_connect(c->rel, &c->spi);
+	plans_ensure();
+
+	memset(c->nulls, ' ', sizeof(c->nulls));
+	c->args[0] = Int64GetDatum(c->customer_id);
+	c->args[1] = Int64GetDatum(c->consume);
+	c->args[2] = Int64GetDatum(c->new_cap);
+	if (!c->has_cap)
+		c->nulls[2] = 'n';
+	if (c->new_access != NULL)
+		c->args[3] = CStringGetTextDatum(c->new_access);
+	else
+	{
+		c->args[3] = (Datum) 0;
+		c->nulls[3] = 'n';
+	}
+	c->args[4] = (Datum) 0;
+	c->nulls[4] = 'n';
+}
+
+static void
+call_end(CapaccessCall *c)
+{
+	capaccess_spi_finish(&c->spi);
+	table_close(c->rel, NoLock);
 }
 
 /*
- * Build the UPDATE plans before queueing for the gate.  A backend's first
- * call, or its first after the table changed, would otherwise parse and
- * plan them, and load the catalog entries they need, while the gate is
- * held and the whole queue waits.  Building a plan locks the table and its
- * index as the UPDATE would, so those locks are taken before the wait.
+ * Answer a refusal from the cache, if the cached state refuses the call and
+ * is still the customer's latest committed state.  Otherwise the customer's
+ * slot stays pinned (when it has one) for take_gate.
  */
-static void
-prepare_update_plans(Oid *argtypes)
+static bool
+refuse_from_cache(CapaccessCall *c, CapaccessResult *result)
 {
-	CapaccessSpi spi;
-	SPIPlanPtr	plans[2];
+	CapaccessState st;
+	const char *reason;
 
-	if (update_plans_ready)
-		return;
-	capaccess_spi_connect(&spi);
-	plans[0] = prepare_once(&update_plan, update_sql, 4, argtypes);
-	plans[1] = prepare_once(&update_tid_plan, update_tid_sql, 5, argtypes);
-	for (int i = 0; i < lengthof(plans); i++)
+	if (c->held_before || c->op != CAPACCESS_OP_UPDATE)
+		return false;
+	c->slot = capaccess_slot_pin(c->scope, c->customer_id, false);
+	if (c->slot < 0 || !capaccess_slot_read_cache(c->slot, &st))
+		return false;
+	reason = refusal_reason(c, &st);
+	if (reason == NULL)
+		return false;
+	if (!capaccess_row_is_current(c->rel, &st))
 	{
-		CachedPlan *cplan = SPI_plan_get_cached_plan(plans[i]);
-
-		if (cplan != NULL)
-			ReleaseCachedPlan(cplan, CurrentResourceOwner);
+		/* written behind the gate's back: ask the table, under the gate */
+		pg_atomic_fetch_add_u64(&capaccess_shared->counters.stale_caches, 1);
+		return false;
 	}
-	capaccess_spi_finish(&spi);
-	update_plans_ready = true;
+
+	capaccess_slot_unpin(c->slot);
+	c->slot = -1;
+	/* the state may come from an early release: make it durable */
+	XLogFlush(st.lsn);
+	result->updated = false;
+	result->reason = reason;
+	result_from_state(result, &st, MemoryContextAlloc(c->callercxt,
+													  st.access_len + 1));
+	memcpy(result->access, st.access, st.access_len);
+	result->access[st.access_len] = '\0';
+	pg_atomic_fetch_add_u64(&capaccess_shared->counters.rejected, 1);
+	pg_atomic_fetch_add_u64(&capaccess_shared->counters.fast_rejected, 1);
+	return true;
+}
+
+static void
+take_gate(CapaccessCall *c)
+{
+	if (c->held_before)
+		return;
+	if (c->slot < 0)
+		c->slot = capaccess_slot_pin(c->scope, c->customer_id, true);
+	/* the pin now belongs to the gate */
+	c->waited = capaccess_gate_acquire(c->slot, c->scope, c->customer_id);
 }
 
 /* Run one form of the UPDATE; true if it updated the row. */
 static bool
-run_update(SPIPlanPtr plan, Datum *args, const char *nulls)
+run_update(SPIPlanPtr plan, CapaccessCall *c)
 {
-	int			rc = SPI_execute_plan(plan, args, nulls, false, 0);
+	int			rc = SPI_execute_plan(plan, c->args, c->nulls, false, 0);
 
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "capaccess UPDATE failed: %s", SPI_result_code_string(rc));
 	return SPI_processed == 1;
+}
+
+/*
+ * The UPDATE.  A call that waited in line goes to the last committed
+ * version directly, if the cache knows where it is: the queue's snapshots
+ * are what keeps the versions behind it from being pruned.  Otherwise, or
+ * if that version is not the one this statement sees, by the key.
+ */
+static bool
+write_row(CapaccessCall *c)
+{
+	if (c->op == CAPACCESS_OP_RESET)
+		return run_update(reset_plan, c);
+
+	if (c->waited && capaccess_slot_cached_tid(c->slot, &c->tid))
+	{
+		prune_page_of(c->rel, &c->tid);
+		c->args[4] = PointerGetDatum(&c->tid);
+		c->nulls[4] = ' ';
+		if (run_update(update_tid_plan, c))
+			return true;
+	}
+	return run_update(update_plan, c);
+}
+
+/* The UPDATE was accepted: stage its state for the commit to publish. */
+static void
+accept(CapaccessCall *c, CapaccessResult *result)
+{
+	CapaccessState st;
+	char	   *access;
+
+	capaccess_state_from_row(c->rel, SPI_tuptable->vals[0],
+							 SPI_tuptable->tupdesc, c->customer_id, &st,
+							 &access, c->callercxt);
+	st.xmin = GetCurrentTransactionIdIfAny();
+	capaccess_gate_stage(c->scope, c->customer_id, &st);
+	result->updated = true;
+	result->reason = NULL;
+	result_from_state(result, &st, access);
+	pg_atomic_fetch_add_u64(&capaccess_shared->counters.accepted, 1);
+}
+
+/*
+ * Read the customer's row as it stands.  Not read-only: in READ COMMITTED
+ * that takes a fresh snapshot.  Returns false if there is none.
+ */
+static bool
+read_row(CapaccessCall *c, CapaccessState *st, char **access)
+{
+	int			rc = SPI_execute_plan(select_plan, c->args, c->nulls, false, 1);
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "capaccess SELECT failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return false;
+	capaccess_state_from_row(c->rel, SPI_tuptable->vals[0],
+							 SPI_tuptable->tupdesc, c->customer_id, st,
+							 access, c->callercxt);
+	return true;
+}
+
+/*
+ * The UPDATE changed nothing.  Say why, from the row as it stands, give the
+ * gate back if this call took it, and answer only once what is reported is
+ * durable.  Returns false if the row turned out to allow the call after
+ * all (a write that bypassed the gate committed meanwhile): the caller
+ * tries the UPDATE again.
+ */
+static bool
+explain_refusal(CapaccessCall *c, CapaccessResult *result, bool last_try)
+{
+	CapaccessState st;
+	char	   *access = NULL;
+	bool		found = read_row(c, &st, &access);
+	XLogRecPtr	seen = capaccess_durable_lsn();
+
+	result->updated = false;
+	if (found)
+	{
+		result->reason = refusal_reason(c, &st);
+		if (result->reason == NULL)
+		{
+			if (!last_try)
+				return false;
+			ereport(ERROR,
+					(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+					 errmsg("the update of customer " INT64_FORMAT " in capaccess.customer changed no row",
+							c->customer_id),
+					 errdetail("The row allows the update, so a BEFORE UPDATE trigger on the table may have skipped it.")));
+		}
+		st.lsn = seen;
+		result_from_state(result, &st, access);
+	}
+	else
+		result->reason = "not_found";
+
+	/*
+	 * This call wrote nothing.  If it took the gate, give it back now.  A row
+	 * read with a fresh snapshot under the gate is the committed state, and
+	 * becomes the cache; otherwise the cache is dropped.
+	 */
+	if (!c->held_before)
+		capaccess_gate_give_back(c->scope, c->customer_id,
+								 (found && !IsolationUsesXactSnapshot()) ? &st : NULL);
+	pg_atomic_fetch_add_u64(&capaccess_shared->counters.rejected, 1);
+
+	/*
+	 * The state read may have been committed without a flush (an early
+	 * release, or a writer with synchronous_commit = off).  Answer only once
+	 * it is durable.
+	 */
+	XLogFlush(seen);
+	return true;
+}
+
+static void
+run_call(CapaccessCall *c, const char *fname, CapaccessResult *result)
+{
+	memset(result, 0, sizeof(CapaccessResult));
+	call_begin(c, fname);
+	if (refuse_from_cache(c, result))
+	{
+		call_end(c);
+		return;
+	}
+	take_gate(c);
+	if (write_row(c))
+		accept(c, result);
+	else if (!explain_refusal(c, result, false))
+	{
+		/* one more try, by key, when the row changed under us */
+		c->waited = false;
+		if (write_row(c))
+			accept(c, result);
+		else
+			(void) explain_refusal(c, result, true);
+	}
+	call_end(c);
 }
 
 void
@@ -398,160 +523,58 @@ capaccess_do_update(int64 customer_id, int64 consume, bool has_cap,
 					int64 new_cap, const char *new_access,
 					CapaccessResult *result)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	bool		held_before;
-	int			slot = -1;
-	CapaccessSpi spi;
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	Oid			argtypes[5] = {INT8OID, INT8OID, INT8OID, TEXTOID, TIDOID};
-	ItemPointerData tid;
-	bool		done = false;
-	bool		waited = false;
-	int			rc;
+	CapaccessCall c = {0};
 
-	check_can_write("capaccess_update()");
+	c.op = CAPACCESS_OP_UPDATE;
+	c.customer_id = customer_id;
+	c.consume = consume;
+	c.has_cap = has_cap;
+	c.new_cap = new_cap;
+	c.new_access = new_access;
+	run_call(&c, "capaccess_update()", result);
+}
 
-	memset(result, 0, sizeof(CapaccessResult));
-	held_before = capaccess_gate_is_held(customer_id);
+void
+capaccess_do_reset(int64 customer_id, int64 new_used, CapaccessResult *result)
+{
+	CapaccessCall c = {0};
 
-	/* 1. a refusal decided from the committed state does not queue */
-	if (!held_before)
-	{
-		CapaccessState st;
-		uint64		scope = capaccess_scope();
+	c.op = CAPACCESS_OP_RESET;
+	c.customer_id = customer_id;
+	c.consume = new_used;
+	run_call(&c, "capaccess_reset()", result);
+}
 
-		/* planning, if this backend has not yet, is done before the queue */
-		prepare_update_plans(argtypes);
+/*
+ * The row (updated, reason, used, cap, access, clock, seq, state_hash) that
+ * capaccess_update and capaccess_reset return.
+ */
+Datum
+capaccess_result_datum(FunctionCallInfo fcinfo, const CapaccessResult *r)
+{
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8];
 
-		slot = capaccess_slot_pin(scope, customer_id, false);
-		if (slot >= 0 && capaccess_slot_read_cache(slot, &st))
-		{
-			const char *reason = refusal_reason(&st, consume, has_cap, new_cap);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
 
-			if (reason != NULL)
-			{
-				capaccess_slot_unpin(slot);
-				/* the state may come from an early release: make it durable */
-				XLogFlush(st.lsn);
-				result->updated = false;
-				result->reason = reason;
-				result_from_state(result, &st, pnstrdup(st.access, st.access_len));
-				pg_atomic_fetch_add_u64(&capaccess_shared->counters.rejected, 1);
-				pg_atomic_fetch_add_u64(&capaccess_shared->counters.fast_rejected, 1);
-				return;
-			}
-		}
-		if (slot < 0)
-			slot = capaccess_slot_pin(scope, customer_id, true);
+	memset(nulls, !r->found, sizeof(nulls));
+	values[0] = BoolGetDatum(r->updated);
+	nulls[0] = false;
+	values[1] = r->reason ? CStringGetTextDatum(r->reason) : (Datum) 0;
+	nulls[1] = (r->reason == NULL);
+	values[2] = Int64GetDatum(r->used);
+	values[3] = Int64GetDatum(r->cap);
+	values[4] = r->found ? CStringGetTextDatum(r->access) : (Datum) 0;
+	values[5] = Int64GetDatum(r->clock);
+	values[6] = Int64GetDatum(r->seq);
+	if (r->found && r->seq_isnull)
+		nulls[6] = true;
+	values[7] = Int64GetDatum(r->state_hash);
 
-		/* 2. take the gate; the pin now belongs to it */
-		waited = capaccess_gate_acquire(slot, customer_id);
-	}
-
-	/* 3. the UPDATE, as the table's owner */
-	capaccess_spi_connect(&spi);
-
-	args[0] = Int64GetDatum(customer_id);
-	args[1] = Int64GetDatum(consume);
-	args[2] = Int64GetDatum(new_cap);
-	if (!has_cap)
-		nulls[2] = 'n';
-	if (new_access != NULL)
-		args[3] = CStringGetTextDatum(new_access);
-	else
-	{
-		args[3] = (Datum) 0;
-		nulls[3] = 'n';
-	}
-
-	/*
-	 * A call that waited in line goes to the last committed version directly,
-	 * if the cache knows where it is: the queue's snapshots are what keeps
-	 * the versions behind it from being pruned.  Otherwise, or if that
-	 * version is not the one this statement sees, by the key.
-	 */
-	if (waited && capaccess_slot_cached_tid(slot, &tid))
-	{
-		prune_page_of(&tid);
-		args[4] = PointerGetDatum(&tid);
-		done = run_update(prepare_once(&update_tid_plan, update_tid_sql, 5,
-									   argtypes), args, nulls);
-	}
-	if (!done)
-		done = run_update(prepare_once(&update_plan, update_sql, 4, argtypes),
-						  args, nulls);
-
-	if (done)
-	{
-		/* 4. accepted: published at commit */
-		CapaccessState st;
-		char	   *access;
-
-		state_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &st,
-					   &access, callercxt);
-		capaccess_gate_stage(customer_id, &st);
-		result->updated = true;
-		result->reason = NULL;
-		result_from_state(result, &st, access);
-		pg_atomic_fetch_add_u64(&capaccess_shared->counters.accepted, 1);
-	}
-	else
-	{
-		/* 4. refused or unknown: say why, from the row as it stands */
-		bool		found;
-		CapaccessState st;
-		char	   *access = NULL;
-		XLogRecPtr	seen;
-
-		/* not read_only: in READ COMMITTED that takes a fresh snapshot */
-		rc = SPI_execute_plan(prepare_once(&select_plan, select_sql, 1, argtypes),
-							  args, nulls, false, 1);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "capaccess SELECT failed: %s", SPI_result_code_string(rc));
-		found = (SPI_processed == 1);
-		result->updated = false;
-
-		/*
-		 * Under the gate, the last commit of this customer has released it,
-		 * so released_lsn covers whatever commit the SELECT saw.  It is one
-		 * value for all customers, so this may wait for another customer's
-		 * flush too; refusals under the gate are rare (the cache answers the
-		 * others).
-		 */
-		seen = pg_atomic_read_u64(&capaccess_shared->released_lsn);
-		if (found)
-		{
-			state_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &st,
-						   &access, callercxt);
-			st.lsn = seen;
-			result_from_state(result, &st, access);
-			result->reason = refusal_reason(&st, consume, has_cap, new_cap);
-			if (result->reason == NULL)
-				result->reason = "cap_exceeded";	/* cannot happen: the row
-													 * refused it */
-		}
-		else
-			result->reason = "not_found";
-
-		/*
-		 * This call wrote nothing.  If it took the gate, give it back now; a
-		 * row read with a fresh snapshot under the gate is the committed
-		 * state, and becomes the cache.
-		 */
-		if (!held_before)
-			capaccess_gate_give_back(customer_id,
-									 (found && !IsolationUsesXactSnapshot()) ? &st : NULL);
-		pg_atomic_fetch_add_u64(&capaccess_shared->counters.rejected, 1);
-
-		/*
-		 * That commit may have released its gate before its flush (see
-		 * gate.c).  Answer only once it is durable.
-		 */
-		XLogFlush(seen);
-	}
-
-	capaccess_spi_finish(&spi);
+	tupdesc = BlessTupleDesc(tupdesc);
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }
 
 /*
@@ -562,9 +585,6 @@ Datum
 capaccess_update(PG_FUNCTION_ARGS)
 {
 	CapaccessResult r;
-	TupleDesc	tupdesc;
-	Datum		values[8];
-	bool		nulls[8];
 	bool		has_cap = !PG_ARGISNULL(2);
 	int64		new_cap = has_cap ? PG_GETARG_INT64(2) : 0;
 
@@ -584,29 +604,49 @@ capaccess_update(PG_FUNCTION_ARGS)
 				 errmsg("new_cap must not be negative"),
 				 errdetail("The value given was " INT64_FORMAT ".", new_cap)));
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-
 	capaccess_do_update(PG_GETARG_INT64(0), PG_GETARG_INT64(1), has_cap, new_cap,
 						PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3)),
 						&r);
+	PG_RETURN_DATUM(capaccess_result_datum(fcinfo, &r));
+}
 
-	memset(nulls, !r.found, sizeof(nulls));
-	values[0] = BoolGetDatum(r.updated);
-	nulls[0] = false;
-	values[1] = r.reason ? CStringGetTextDatum(r.reason) : (Datum) 0;
-	nulls[1] = (r.reason == NULL);
-	values[2] = Int64GetDatum(r.used);
-	values[3] = Int64GetDatum(r.cap);
-	values[4] = r.found ? CStringGetTextDatum(r.access) : (Datum) 0;
-	values[5] = Int64GetDatum(r.clock);
-	values[6] = Int64GetDatum(r.seq);
-	if (r.found && r.seq_isnull)
-		nulls[6] = true;
-	values[7] = Int64GetDatum(r.state_hash);
+/*
+ * The new row as the function's result, a capaccess.customer: each column
+ * of the row type, by name, from the row the INSERT returned.  The row
+ * type has whatever columns the table has now, dropped ones included.
+ */
+static Datum
+row_as_result(FunctionCallInfo fcinfo, HeapTuple row, TupleDesc rowdesc,
+			  MemoryContext cxt)
+{
+	TupleDesc	tupdesc;
+	Datum	   *values;
+	bool	   *nulls;
+	MemoryContext old;
+	Datum		result;
 
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values = palloc(tupdesc->natts * sizeof(Datum));
+	nulls = palloc(tupdesc->natts * sizeof(bool));
+	for (int i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		int			col;
+
+		values[i] = (Datum) 0;
+		nulls[i] = true;
+		if (att->attisdropped)
+			continue;
+		col = capaccess_spi_column(rowdesc, NameStr(att->attname));
+		values[i] = SPI_getbinval(row, rowdesc, col, &nulls[i]);
+	}
+	/* in the caller's memory: SPI's goes away with SPI_finish */
+	old = MemoryContextSwitchTo(cxt);
 	tupdesc = BlessTupleDesc(tupdesc);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	result = HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+	MemoryContextSwitchTo(old);
+	return result;
 }
 
 /*
@@ -616,16 +656,18 @@ capaccess_update(PG_FUNCTION_ARGS)
 Datum
 capaccess_register(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[3] = {INT8OID, INT8OID, TEXTOID};
-	Datum		args[3];
+	MemoryContext callercxt = CurrentMemoryContext;
+	Relation	rel;
+	uint64		scope;
 	CapaccessSpi spi;
+	Datum		args[3];
 	int			rc;
-	HeapTupleHeader row;
 	int64		customer_id;
 	CapaccessState st;
 	char	   *access;
+	Datum		result;
 
-	check_can_write("capaccess_register()");
+	capaccess_check_can_write("capaccess_register()");
 	for (int i = 0; i < 3; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
@@ -643,26 +685,37 @@ capaccess_register(PG_FUNCTION_ARGS)
 	args[1] = PG_GETARG_DATUM(1);
 	args[2] = PG_GETARG_DATUM(2);
 
+	rel = capaccess_table_open(RowExclusiveLock);
+	scope = capaccess_table_scope(rel);
+	capaccess_spi_connect(rel, &spi);
+	plans_ensure();
+
 	/*
 	 * Registering is an update like any other: under the gate, and the new
 	 * state becomes the cache at commit.
 	 */
-	if (!capaccess_gate_is_held(customer_id))
-		(void) capaccess_gate_acquire(capaccess_slot_pin(capaccess_scope(),
-														 customer_id, true),
-									  customer_id);
+	if (!capaccess_gate_is_held(scope, customer_id))
+		(void) capaccess_gate_acquire(capaccess_slot_pin(scope, customer_id, true),
+									  scope, customer_id);
 
-	capaccess_spi_connect(&spi);
-	rc = SPI_execute_plan(prepare_once(&insert_plan, insert_sql, 3, argtypes),
-						  args, NULL, false, 1);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+	rc = SPI_execute_plan(insert_plan, args, NULL, false, 1);
+	if (rc != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "capaccess INSERT failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_ACTION_EXCEPTION),
+				 errmsg("the registration of customer " INT64_FORMAT " inserted no row into capaccess.customer",
+						customer_id),
+				 errdetail("A BEFORE INSERT trigger on the table may have skipped it.")));
 
-	state_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &st,
-				   &access, CurrentMemoryContext);
-	capaccess_gate_stage(customer_id, &st);
+	capaccess_state_from_row(rel, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							 customer_id, &st, &access, CurrentMemoryContext);
+	st.xmin = GetCurrentTransactionIdIfAny();
+	capaccess_gate_stage(scope, customer_id, &st);
 
-	row = SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	result = row_as_result(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						   callercxt);
 	capaccess_spi_finish(&spi);
-	PG_RETURN_HEAPTUPLEHEADER(row);
+	table_close(rel, NoLock);
+	PG_RETURN_DATUM(result);
 }
