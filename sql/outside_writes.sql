@@ -1,0 +1,106 @@
+-- Writes that do not go through capaccess: UPDATE, DELETE, INSERT, COPY,
+-- TRUNCATE with a reload, MERGE, and a write in the same transaction as a
+-- capaccess call.  The writer is an administrator without superuser, who
+-- was granted rights on the table; the consumer is an application role
+-- with EXECUTE only.  Every customer first uses up its cap, so that its
+-- cache would refuse; after each write commits, capaccess answers from the
+-- committed row instead, and the clock goes on from it.
+CREATE ROLE capaccess_dba LOGIN;
+CREATE ROLE capaccess_app LOGIN;
+GRANT USAGE ON SCHEMA capaccess TO capaccess_dba;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON capaccess.customer TO capaccess_dba;
+GRANT EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text) TO capaccess_app;
+
+SELECT c.customer_id FROM generate_series(301, 306) i, capaccess_register(i, 2) c;
+SET ROLE capaccess_app;
+SELECT i, u.updated, u.used, u.clock FROM generate_series(301, 306) i, capaccess_update(i, 2) u;
+SELECT i, u.reason FROM generate_series(301, 306) i, capaccess_update(i, 1) u;
+RESET ROLE;
+SELECT stale_caches AS stale_before FROM capaccess_stats() \gset
+
+-- UPDATE: the administrator raises 301's cap
+SET ROLE capaccess_dba;
+UPDATE capaccess.customer SET cap = 10 WHERE customer_id = 301;
+SET ROLE capaccess_app;
+SELECT updated, reason, used, cap, clock FROM capaccess_update(301, 1);
+
+-- DELETE: 302 leaves, and is not_found
+SET ROLE capaccess_dba;
+DELETE FROM capaccess.customer WHERE customer_id = 302;
+SET ROLE capaccess_app;
+SELECT updated, reason, used, cap, clock FROM capaccess_update(302, 1);
+
+-- INSERT: 302 comes back with a state of its own; the clock goes on from 7
+SET ROLE capaccess_dba;
+INSERT INTO capaccess.customer
+	(customer_id, cap, used, access, clock, seq, state_hash, updated_at)
+VALUES (302, 5, 0, 'restored', 7, NULL,
+		capaccess.state_hash(302, 7, 0, 5, 'restored'), now());
+SET ROLE capaccess_app;
+SELECT updated, reason, used, cap, access, clock FROM capaccess_update(302, 1);
+
+-- COPY FROM: 303 replaced by a copied row
+SET ROLE capaccess_dba;
+DELETE FROM capaccess.customer WHERE customer_id = 303;
+COPY capaccess.customer (customer_id, cap, used, access, clock, state_hash) FROM stdin;
+303	50	0	copied	3	0
+\.
+SET ROLE capaccess_app;
+SELECT updated, reason, used, cap, access, clock FROM capaccess_update(303, 1);
+
+-- TRUNCATE and a reload, as a data-only restore does: 304 comes back with
+-- a larger cap
+RESET ROLE;
+CREATE TEMP TABLE saved AS SELECT * FROM capaccess.customer;
+GRANT SELECT ON saved TO capaccess_dba;
+SET ROLE capaccess_dba;
+BEGIN;
+TRUNCATE capaccess.customer;
+INSERT INTO capaccess.customer SELECT * FROM saved;
+UPDATE capaccess.customer SET cap = 20 WHERE customer_id = 304;
+COMMIT;
+SET ROLE capaccess_app;
+SELECT updated, reason, used, cap, clock FROM capaccess_update(304, 1);
+
+-- MERGE: 305's cap raised
+SET ROLE capaccess_dba;
+MERGE INTO capaccess.customer AS c
+USING (VALUES (305::bigint, 9::bigint)) AS v(customer_id, cap)
+   ON c.customer_id = v.customer_id
+ WHEN MATCHED THEN UPDATE SET cap = v.cap;
+SET ROLE capaccess_app;
+SELECT updated, reason, used, cap, clock FROM capaccess_update(305, 1);
+
+-- a write in a transaction that also called capaccess: the state it staged
+-- (cap 2) is published at commit, but names a row version the same
+-- transaction replaced (cap 30)
+RESET ROLE;
+BEGIN;
+SELECT updated, used, cap, clock FROM capaccess_update(306, 0);
+UPDATE capaccess.customer SET cap = 30 WHERE customer_id = 306;
+COMMIT;
+SET ROLE capaccess_app;
+SELECT updated, reason, used, cap, clock FROM capaccess_update(306, 1);
+
+-- a hand edit that lowers a cap: the refusal reports the committed row
+SET ROLE capaccess_dba;
+UPDATE capaccess.customer SET cap = 1 WHERE customer_id = 301;
+SET ROLE capaccess_app;
+SELECT updated, reason, used, cap, clock FROM capaccess_update(301, 1);
+RESET ROLE;
+
+-- each of the six caches that would have refused was found stale
+SELECT stale_caches - :stale_before AS stale_caches_seen FROM capaccess_stats();
+
+-- the administrator's edits left hashes to recompute; a call does it
+SELECT customer_id, problem FROM capaccess_verify() ORDER BY 1, 2;
+SELECT updated, used, cap, clock FROM capaccess_update(301, 0);
+SELECT * FROM capaccess_verify();
+SELECT slots_held FROM capaccess_stats();
+
+DROP TABLE saved;
+REVOKE ALL ON capaccess.customer FROM capaccess_dba;
+REVOKE USAGE ON SCHEMA capaccess FROM capaccess_dba;
+REVOKE EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text) FROM capaccess_app;
+DROP ROLE capaccess_dba;
+DROP ROLE capaccess_app;
