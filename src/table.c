@@ -16,10 +16,17 @@
  * can commit while it is held, so what the call checked stays true until
  * its transaction ends.  If the name capaccess.customer came to mean
  * another table while we waited for the lock (DROP and CREATE EXTENSION),
- * the lock is dropped and the name looked up again, as RangeVarGetRelid
- * does.  A DROP EXTENSION thus waits for the calls in progress, including
- * the whole queue of a gate, and calls that arrive later wait for it, then
- * fail with 42P01 (or, after CREATE EXTENSION, use the new table).
+ * the locks are dropped and the names looked up again, as RangeVarGetRelid
+ * does.
+ *
+ * Writers lock capaccess.seq (which the UPDATE's nextval needs) first, then
+ * the table: every lock a call will need is taken before it queues for a
+ * gate, so that nobody waits for a lock while holding a gate that others
+ * wait for, and in the order DROP EXTENSION takes them (it reaches the
+ * sequence before the table).  A DROP EXTENSION thus waits for the calls in
+ * progress, the whole queue of a gate included, and calls that arrive later
+ * wait for it, then fail with 42P01 (or, after CREATE EXTENSION, use the
+ * new table).
  *
  * The contract.  capaccess reads and writes eight columns by name:
  * customer_id, cap, used, access, clock, seq, state_hash (bigint, but
@@ -103,6 +110,7 @@ static const CustomerColumn customer_columns[] = {
  * invalidated (any DDL on it, DROP EXTENSION) or the whole cache is reset.
  */
 static Oid	customer_relid = InvalidOid;
+static Oid	seq_relid = InvalidOid;
 static bool customer_checked = false;
 static uint64 customer_generation = 0;
 static bool customer_inval_registered = false;
@@ -110,9 +118,10 @@ static bool customer_inval_registered = false;
 static void
 customer_inval(Datum arg, Oid relid)
 {
-	if (!OidIsValid(relid) || relid == customer_relid)
+	if (!OidIsValid(relid) || relid == customer_relid || relid == seq_relid)
 	{
 		customer_relid = InvalidOid;
+		seq_relid = InvalidOid;
 		customer_checked = false;
 		customer_generation++;
 	}
@@ -128,30 +137,41 @@ capaccess_table_generation(void)
 	return customer_generation;
 }
 
-/* OID of capaccess.customer in this database, by name, without locking. */
 static Oid
-customer_lookup(void)
+relation_in_capaccess(Oid nsp, const char *name)
 {
-	Oid			nsp;
-	Oid			relid;
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
 
-	if (OidIsValid(customer_relid))
-		return customer_relid;
-	if (!customer_inval_registered)
-	{
-		CacheRegisterRelcacheCallback(customer_inval, (Datum) 0);
-		customer_inval_registered = true;
-	}
-
-	nsp = get_namespace_oid("capaccess", true);
-	relid = OidIsValid(nsp) ? get_relname_relid("customer", nsp) : InvalidOid;
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"capaccess.customer\" does not exist"),
+				 errmsg("relation \"capaccess.%s\" does not exist", name),
 				 errhint("Run CREATE EXTENSION capaccess in this database.")));
-	customer_relid = relid;
 	return relid;
+}
+
+/*
+ * OIDs of capaccess.customer and capaccess.seq in this database, by name,
+ * without locking.
+ */
+static void
+customer_lookup(Oid *relid, Oid *seqid)
+{
+	if (!OidIsValid(customer_relid))
+	{
+		Oid			nsp;
+
+		if (!customer_inval_registered)
+		{
+			CacheRegisterRelcacheCallback(customer_inval, (Datum) 0);
+			customer_inval_registered = true;
+		}
+		nsp = get_namespace_oid("capaccess", true);
+		customer_relid = relation_in_capaccess(nsp, "customer");
+		seq_relid = relation_in_capaccess(nsp, "seq");
+	}
+	*relid = customer_relid;
+	*seqid = seq_relid;
 }
 
 /* Is index indexoid a key on exactly the column attnum? */
@@ -229,24 +249,34 @@ check_contract(Relation rel)
 }
 
 /*
- * Lock capaccess.customer in lockmode and open it, checking its contract.
- * The lock is held until the transaction ends; close the relation with
+ * Lock capaccess.customer in lockmode and open it, checking its contract;
+ * for a writer (RowExclusiveLock), lock capaccess.seq before it.  The locks
+ * are held until the transaction ends; close the relation with
  * table_close(rel, NoLock).
  */
 Relation
 capaccess_table_open(LOCKMODE lockmode)
 {
+	bool		writer = (lockmode == RowExclusiveLock);
 	Oid			relid;
+	Oid			seqid;
+	Oid			relid_now;
+	Oid			seqid_now;
 	Relation	rel;
 
 	for (;;)
 	{
-		relid = customer_lookup();
+		customer_lookup(&relid, &seqid);
+		if (writer)
+			LockRelationOid(seqid, RowExclusiveLock);
 		LockRelationOid(relid, lockmode);
-		/* locking processed invalidations: is the name still this table? */
-		if (customer_lookup() == relid)
+		/* locking processed invalidations: do the names still mean these? */
+		customer_lookup(&relid_now, &seqid_now);
+		if (relid_now == relid && seqid_now == seqid)
 			break;
 		UnlockRelationOid(relid, lockmode);
+		if (writer)
+			UnlockRelationOid(seqid, RowExclusiveLock);
 	}
 
 	rel = table_open(relid, NoLock);
