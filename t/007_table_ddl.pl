@@ -1,0 +1,151 @@
+# DDL while one session holds a customer's gate and another waits for it.
+#
+# Every call locks capaccess.customer before it queues, so ALTER TABLE and
+# DROP EXTENSION wait for the holder and the whole queue, and calls that
+# come after them wait for them.  Each session ends in a correct result or
+# a clear error, and nothing is left held.  ALTER EXTENSION UPDATE from 1.0
+# touches no table: it goes through at once, and the queue is undisturbed.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use FindBin;
+use lib $FindBin::RealBin;
+use GateQueue;
+
+my $node = PostgreSQL::Test::Cluster->new('ddl');
+$node->init;
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'capaccess'\nlog_statement = none\n");
+$node->start;
+
+sub session
+{
+	my $s = $node->background_psql('postgres', on_error_stop => 0);
+	$s->query_safe('\set VERBOSITY verbose');
+	return $s;
+}
+
+# Start a statement in $s that is expected to wait; returns at once.
+sub start
+{
+	my ($s, $sql) = @_;
+	$s->query_until(qr/started/, "\\echo started\n$sql;\n");
+}
+
+# What the statement started in $s returned, or its error.
+sub outcome
+{
+	my ($s) = @_;
+	my $out = $s->query('SELECT 1');
+	return "error: $s->{stderr}" if $s->{stderr} =~ /ERROR/;
+	return $out =~ /^(?:(.*)\n)?1$/s ? ($1 // '') : "unexpected: $out";
+}
+
+sub lock_waiters_are
+{
+	my ($n) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT count(*) = $n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+	);
+}
+
+sub nothing_held
+{
+	my ($what) = @_;
+	is( $node->safe_psql('postgres',
+			'SELECT slots_held FROM capaccess_stats()'),
+		'0', "$what: no gate is held");
+	is($node->safe_psql('postgres', 'SELECT * FROM capaccess_verify()'),
+		'', "$what: capaccess_verify() is empty");
+}
+
+# A holder of customer 1's gate and a waiter queued behind it.
+sub hold_and_queue
+{
+	my $holder = session();
+	$holder->query_safe('BEGIN; SELECT clock FROM capaccess_update(1, 1)');
+	my $waiter =
+	  queue_on_gate($node, 1, 'SELECT clock FROM capaccess_update(1, 1);');
+	return ($holder, $waiter);
+}
+
+$node->safe_psql('postgres',
+	'CREATE EXTENSION capaccess; SELECT capaccess_register(1, 1000)');
+
+# --- ADD COLUMN ---------------------------------------------------------
+{
+	my ($holder, $waiter) = hold_and_queue();
+	my $ddl = session();
+	start($ddl,
+		"ALTER TABLE capaccess.customer ADD COLUMN note text DEFAULT 'added'");
+	ok(lock_waiters_are(1), 'ADD COLUMN waits for the holder and the queue');
+	my $late = session();
+	start($late, 'SELECT clock FROM capaccess_update(1, 1)');
+	ok(lock_waiters_are(2), 'a call that comes later waits for ADD COLUMN');
+	$holder->query_safe('COMMIT');
+
+	is(outcome($waiter), '2', 'the waiter builds on the commit (clock 2)');
+	is(outcome($ddl), '', 'ADD COLUMN is done');
+	is(outcome($late), '3', 'the later call works with the new column (clock 3)');
+	is( $node->safe_psql('postgres',
+			'SELECT used || \'/\' || clock || \'/\' || note FROM capaccess.customer'),
+		'3/3/added', 'the row: used 3, clock 3, the new column');
+	nothing_held('ADD COLUMN');
+	$_->quit for ($holder, $waiter, $ddl, $late);
+}
+
+# --- DROP EXTENSION -----------------------------------------------------
+{
+	my ($holder, $waiter) = hold_and_queue();
+	my $ddl = session();
+	start($ddl, 'DROP EXTENSION capaccess');
+	ok(lock_waiters_are(1), 'DROP EXTENSION waits for the holder and the queue');
+	my $late = session();
+	start($late, 'SELECT clock FROM capaccess_update(1, 1)');
+	ok(lock_waiters_are(2), 'a call that comes later waits for DROP EXTENSION');
+	$holder->query_safe('COMMIT');
+
+	is(outcome($waiter), '5', 'the waiter builds on the commit (clock 5)');
+	is(outcome($ddl), '', 'DROP EXTENSION is done');
+	like(
+		outcome($late),
+		qr/ERROR:  42P01: relation "capaccess.customer" does not exist/,
+		'the later call fails with 42P01');
+
+	$node->safe_psql('postgres', 'CREATE EXTENSION capaccess');
+	nothing_held('after CREATE EXTENSION again');
+	is( $node->safe_psql('postgres',
+			'SELECT clock FROM capaccess_register(1, 1000); SELECT clock FROM capaccess_update(1, 1)'
+		),
+		"0\n1",
+		'a new customer 1 starts at clock 0, and a call works');
+	$_->quit for ($holder, $waiter, $ddl, $late);
+}
+
+# --- ALTER EXTENSION UPDATE from 1.0 ------------------------------------
+{
+	$node->safe_psql('postgres',
+		"DROP EXTENSION capaccess; CREATE EXTENSION capaccess VERSION '1.0'; "
+		  . 'SELECT capaccess_register(1, 1000)');
+	my ($holder, $waiter) = hold_and_queue();
+	my ($ret, $out, $err) = $node->psql('postgres',
+		"SET lock_timeout = '5s'; ALTER EXTENSION capaccess UPDATE");
+	is($ret, 0, 'ALTER EXTENSION UPDATE goes through while the gate is held')
+	  or diag($err);
+	$holder->query_safe('COMMIT');
+	is(outcome($waiter), '2', 'the waiter builds on the commit (clock 2)');
+	is( $node->safe_psql('postgres',
+			'SELECT used || \'/\' || clock FROM capaccess_reset(1)'),
+		'0/3', 'the new capaccess_reset works on the old row');
+	is( $node->safe_psql('postgres',
+			"SELECT extversion FROM pg_extension WHERE extname = 'capaccess'"),
+		'1.1', 'the extension is at 1.1');
+	nothing_held('ALTER EXTENSION UPDATE');
+	$_->quit for ($holder, $waiter);
+}
+
+done_testing();
