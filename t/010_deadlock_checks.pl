@@ -1,0 +1,162 @@
+# Deadlock checks: bounded in cost, reporting only cycles that exist.
+#
+# 1. Many waiters on one gate whose holder sleeps on a row lock: only the
+#    first waiter walks the wait-for graph, once per deadlock_timeout, so
+#    the walks (and the pg_blocking_pids() calls through the holder) do not
+#    grow with the queue.
+# 2. A cycle that runs through the second waiter of a queue, not the
+#    first: the first waiter's walk finds it and chooses the second as the
+#    victim, which fails with 40P01; everybody else completes.
+# 3. Many transactions that each take two customers' gates in ascending
+#    order, so that no cycle is possible, with deadlock_timeout = 1ms:
+#    thousands of walks over a graph that changes under them, and no 40P01.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use FindBin;
+use lib $FindBin::RealBin;
+use GateQueue;
+
+my $node = PostgreSQL::Test::Cluster->new('deadlock');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', qq{
+shared_preload_libraries = 'capaccess'
+max_connections = 200
+log_statement = none
+deadlock_timeout = 100ms
+});
+$node->start;
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION capaccess;
+SELECT count(capaccess_register(i, 1000000000)) FROM generate_series(1, 4) i;
+CREATE TABLE other (id int PRIMARY KEY);
+INSERT INTO other VALUES (1), (2);
+});
+
+sub session
+{
+	my $s = $node->background_psql('postgres', on_error_stop => 0);
+	$s->query_safe('\set VERBOSITY verbose');
+	return $s;
+}
+
+sub start
+{
+	my ($s, $sql) = @_;
+	$s->query_until(qr/started/, "\\echo started\n$sql;\n");
+}
+
+sub outcome
+{
+	my ($s) = @_;
+	my $out = $s->query('SELECT 1');
+	return "error: $s->{stderr}" if $s->{stderr} =~ /ERROR/;
+	return $out =~ /^(?:(.*)\n)?1$/s ? ($1 // '') : "unexpected: $out";
+}
+
+sub stat_of
+{
+	my ($col) = @_;
+	return $node->safe_psql('postgres', "SELECT $col FROM capaccess_stats()");
+}
+
+# --- 1. bounded cost ------------------------------------------------------
+{
+	my $waiters = 40;
+	my $row = session();
+	$row->query_safe('BEGIN; UPDATE other SET id = 1 WHERE id = 1');
+	my $holder = session();
+	$holder->query_safe('BEGIN; SELECT clock FROM capaccess_update(1, 1)');
+	start($holder, 'UPDATE other SET id = 1 WHERE id = 1');
+	my @w = map { queue_on_gate($node, $_, 'SELECT clock FROM capaccess_update(1, 1);') }
+	  1 .. $waiters;
+
+	# every waiter is past its first deadlock_timeout; count over 2 s
+	sleep 1;
+	my $before = stat_of('deadlock_checks');
+	sleep 2;
+	my $walks = stat_of('deadlock_checks') - $before;
+	note "$walks walks in 2 s with $waiters waiters, deadlock_timeout = 100ms";
+	ok($walks >= 5, 'the first waiter keeps checking');
+	ok($walks <= 40,
+		"the walks do not grow with the queue (each waiter walking would be about "
+		  . $waiters * 20 . ')');
+	is(stat_of('deadlocks'), '0', 'no cycle, no 40P01');
+
+	$row->query_safe('ROLLBACK');
+	is(outcome($holder), '', 'the holder goes on once the row is free');
+	$holder->query_safe('COMMIT');
+	my @clocks = sort { $a <=> $b } map { outcome($_) } @w;
+	is("@clocks", join(' ', map { $_ + 1 } 1 .. $waiters),
+		'the waiters complete, clocks in order');
+	$_->quit for ($row, $holder, @w);
+}
+
+# --- 2. a cycle through the second waiter ---------------------------------
+{
+	my $deadlocks = stat_of('deadlocks');
+	my $holder = session();
+	$holder->query_safe('BEGIN; SELECT clock FROM capaccess_update(2, 1)');
+	my $first = queue_on_gate($node, 1, 'SELECT clock FROM capaccess_update(2, 1);');
+	my $second = session();
+	$second->query_safe('BEGIN; UPDATE other SET id = 2 WHERE id = 2');
+	start($second, 'SELECT clock FROM capaccess_update(2, 1)');
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 2 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
+	) or die 'the second waiter did not queue';
+	# the holder now waits for the second waiter's row: a cycle holder ->
+	# second -> holder, which only the first waiter's walk can see
+	start($holder, 'UPDATE other SET id = 2 WHERE id = 2');
+
+	like(
+		outcome($second),
+		qr/ERROR:  40P01: deadlock detected/,
+		'the second waiter, on the cycle, is the victim');
+	$second->query('ROLLBACK');
+	is(outcome($holder), '', 'the holder gets the row');
+	$holder->query_safe('COMMIT');
+	like(outcome($first), qr/^\d+$/, 'the first waiter, not on the cycle, completes');
+	is(stat_of('deadlocks'), $deadlocks + 1, 'one cycle, one victim');
+	$_->quit for ($holder, $first, $second);
+}
+
+# --- 3. many waits, no possible cycle -------------------------------------
+{
+	$node->safe_psql('postgres',
+		"ALTER SYSTEM SET deadlock_timeout = '1ms'; SELECT pg_reload_conf()");
+	my $checks = stat_of('deadlock_checks');
+	my $deadlocks = stat_of('deadlocks');
+	$node->pgbench(
+		'--no-vacuum --client=48 --jobs=4 --time=15 --failures-detailed',
+		0,
+		[
+			qr/number of failed transactions: 0 /,
+			qr/number of deadlock failures: 0 /
+		],
+		[qr/^$/],
+		'48 clients, two gates each in ascending order, for 15 s',
+		{
+			'010_ascending' => q{\set a random(1, 4)
+\set b random(1, 4)
+BEGIN;
+SELECT capaccess_update(least(:a, :b), 1);
+SELECT pg_sleep(0.001);
+SELECT capaccess_update(greatest(:a, :b), 1);
+END;
+}
+		});
+	my $walks = stat_of('deadlock_checks') - $checks;
+	note "$walks walks";
+	ok($walks > 1000, 'the walks ran often, over a changing graph');
+	is(stat_of('deadlocks'), $deadlocks, 'and none reported a cycle');
+	is($node->safe_psql('postgres', 'SELECT * FROM capaccess_verify()'),
+		'', 'capaccess_verify() is empty');
+}
+
+done_testing();
