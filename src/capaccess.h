@@ -225,7 +225,8 @@ extern int	capaccess_spi_column(TupleDesc desc, const char *name);
 extern void capaccess_state_from_row(Relation rel, HeapTuple tup, TupleDesc desc,
 									 int64 customer_id, CapaccessState *st,
 									 char **access_out, MemoryContext cxt);
-extern bool capaccess_row_is_current(Relation rel, const CapaccessState *st);
+extern bool capaccess_row_is_current(Relation rel, const CapaccessState *st,
+									 int64 customer_id);
 extern XLogRecPtr capaccess_durable_lsn(void);
 
 /* update.c: one customer's update under its gate */

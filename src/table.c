@@ -112,6 +112,7 @@ static const CustomerColumn customer_columns[] = {
 static Oid	customer_relid = InvalidOid;
 static Oid	seq_relid = InvalidOid;
 static bool customer_checked = false;
+static AttrNumber customer_id_attnum = InvalidAttrNumber;	/* once checked */
 static uint64 customer_generation = 0;
 static bool customer_inval_registered = false;
 
@@ -240,6 +241,7 @@ check_contract(Relation rel)
 	}
 
 	pk = RelationGetPrimaryKeyIndex(rel);
+	customer_id_attnum = key_attnum;
 	if (!OidIsValid(pk) || !index_is_key_on(pk, key_attnum))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -426,12 +428,13 @@ capaccess_state_from_row(Relation rel, HeapTuple tup, TupleDesc desc,
 }
 
 /*
- * Is the row version st was read from still the customer's latest
- * committed one?  See "Row versions" in the file header.  rel is the
- * table, locked.
+ * Is the row version st was read from still the latest committed one of
+ * customer_id?  See "Row versions" in the file header.  rel is the table,
+ * locked and checked by capaccess_table_open.
  */
 bool
-capaccess_row_is_current(Relation rel, const CapaccessState *st)
+capaccess_row_is_current(Relation rel, const CapaccessState *st,
+						 int64 customer_id)
 {
 	BlockNumber blkno;
 	OffsetNumber offnum;
@@ -462,10 +465,15 @@ capaccess_row_is_current(Relation rel, const CapaccessState *st)
 			tuple.t_len = ItemIdGetLength(lp);
 			tuple.t_self = st->tid;
 			tuple.t_tableOid = RelationGetRelid(rel);
-			if (HeapTupleHeaderGetRawXmin(tuple.t_data) == st->xmin)
-				current = HeapTupleSatisfiesVisibility(&tuple,
-													   GetLatestSnapshot(),
-													   buf);
+			if (HeapTupleHeaderGetRawXmin(tuple.t_data) == st->xmin &&
+				HeapTupleSatisfiesVisibility(&tuple, GetLatestSnapshot(), buf))
+			{
+				bool		isnull;
+				Datum		key = heap_getattr(&tuple, customer_id_attnum,
+											   RelationGetDescr(rel), &isnull);
+
+				current = !isnull && DatumGetInt64(key) == customer_id;
+			}
 		}
 	}
 	UnlockReleaseBuffer(buf);

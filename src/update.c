@@ -335,7 +335,7 @@ refuse_from_cache(CapaccessCall *c, CapaccessResult *result)
 	reason = refusal_reason(c, &st);
 	if (reason == NULL)
 		return false;
-	if (!capaccess_row_is_current(c->rel, &st))
+	if (!capaccess_row_is_current(c->rel, &st, c->customer_id))
 	{
 		/* written behind the gate's back: ask the table, under the gate */
 		pg_atomic_fetch_add_u64(&capaccess_shared->counters.stale_caches, 1);
