@@ -24,11 +24,15 @@ UPDATE capaccess.customer SET cap = 10 WHERE customer_id = 301;
 SET ROLE capaccess_app;
 SELECT updated, reason, used, cap, clock FROM capaccess_update(301, 1);
 
--- DELETE: 302 leaves, and is not_found
+-- DELETE: 302 leaves, and is not_found; that drops what its slot cached
 SET ROLE capaccess_dba;
 DELETE FROM capaccess.customer WHERE customer_id = 302;
+RESET ROLE;
+SELECT slots_loaded AS loaded_before FROM capaccess_stats() \gset
 SET ROLE capaccess_app;
 SELECT updated, reason, used, cap, clock FROM capaccess_update(302, 1);
+RESET ROLE;
+SELECT :loaded_before - slots_loaded AS caches_dropped FROM capaccess_stats();
 
 -- INSERT: 302 comes back with a state of its own; the clock goes on from 7
 SET ROLE capaccess_dba;

@@ -28,5 +28,18 @@ SELECT 70, 100, 0, 'none', 0, NULL, capaccess.state_hash(70, 0, 0, 100, 'none'),
 SELECT updated, reason, used, cap, clock FROM capaccess_update(70, 1);
 SELECT count(*) FROM capaccess_verify();
 
+-- one transaction holds customer 70's gate, then drops and re-creates the
+-- extension: the new incarnation's gate is another one, taken anew
+BEGIN;
+SELECT updated FROM capaccess_update(70, 1);
+DROP EXTENSION capaccess;
+CREATE EXTENSION capaccess;
+SELECT customer_id FROM capaccess_register(70, 5);
+SELECT updated, used, clock FROM capaccess_update(70, 1);
+SELECT slots_held AS gates_held FROM capaccess_stats();
+COMMIT;
+SELECT slots_held FROM capaccess_stats();
+SELECT count(*) FROM capaccess_verify();
+
 \c :home
 DROP DATABASE capaccess_scope_other;
