@@ -39,6 +39,7 @@ PG_MODULE_MAGIC;
 
 int			capaccess_max_customers = 10000;
 bool		capaccess_early_release = true;
+int			capaccess_deadlock_walk_delay = 0;
 
 CapaccessShared *capaccess_shared = NULL;
 
@@ -101,6 +102,17 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("capaccess.deadlock_walk_delay",
+							"Developer option: pause a deadlock check before it reads each backend beyond the second.",
+							"Only for tests, which use it to make a walk read the wait-for graph while it changes.",
+							&capaccess_deadlock_walk_delay,
+							0,
+							0,
+							60 * 1000,
+							PGC_SUSET,
+							GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("capaccess");
 

@@ -167,6 +167,7 @@ typedef struct CapaccessSlotView
 /* capaccess.c */
 extern int	capaccess_max_customers;
 extern bool capaccess_early_release;
+extern int	capaccess_deadlock_walk_delay;
 extern CapaccessShared *capaccess_shared;
 extern void capaccess_check_loaded(void);
 

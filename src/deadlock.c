@@ -65,6 +65,8 @@
 
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -404,6 +406,14 @@ capaccess_deadlock_check(int slot, int64 customer_id)
 		}
 		if (state[v] == NODE_UNSEEN)
 		{
+			/* tests only: let the graph change between two readings */
+			if (capaccess_deadlock_walk_delay > 0 && depth >= 2)
+			{
+				(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 capaccess_deadlock_walk_delay,
+								 PG_WAIT_EXTENSION);
+				CHECK_FOR_INTERRUPTS();
+			}
 			state[v] = NODE_ON_PATH;
 			position[v] = depth;
 			frames[depth].node = v;

@@ -10,6 +10,13 @@
 # 3. Many transactions that each take two customers' gates in ascending
 #    order, so that no cycle is possible, with deadlock_timeout = 1ms:
 #    thousands of walks over a graph that changes under them, and no 40P01.
+# 4. The interleaving that makes a walk see a cycle that never existed,
+#    forced with capaccess.deadlock_walk_delay: X holds gate 4 and waits
+#    for gate 3, held by A, behind Z.  W, first in gate 4's queue, walks:
+#    W -> X -> A, then pauses.  A commits and hands gate 3 to Z, and A's
+#    next transaction queues on gate 4.  The walk goes on and reads A -> X:
+#    X -> A -> X.  The edge X -> A is gone (gate 1 changed hands), so the
+#    confirmation rejects the cycle, and nobody gets 40P01.
 use strict;
 use warnings;
 
@@ -157,6 +164,50 @@ END;
 	is(stat_of('deadlocks'), $deadlocks, 'and none reported a cycle');
 	is($node->safe_psql('postgres', 'SELECT * FROM capaccess_verify()'),
 		'', 'capaccess_verify() is empty');
+}
+
+# --- 4. a cycle that never existed ----------------------------------------
+{
+	$node->safe_psql('postgres',
+		"ALTER SYSTEM SET deadlock_timeout = '60s'; SELECT pg_reload_conf()");
+	my $deadlocks = stat_of('deadlocks');
+	my $a = session();
+	$a->query_safe('BEGIN; SELECT clock FROM capaccess_update(3, 1)');
+	my $z = session();
+	$z->query_safe('BEGIN');
+	start($z, 'SELECT clock FROM capaccess_update(3, 1)');
+	my $x = session();
+	$x->query_safe('BEGIN; SELECT clock FROM capaccess_update(4, 1)');
+	start($x, 'SELECT clock FROM capaccess_update(3, 1)');
+	my $w = session();
+	$w->query_safe(
+		"SET deadlock_timeout = '100ms'; SET capaccess.deadlock_walk_delay = '3s'");
+	start($w, 'SELECT clock FROM capaccess_update(4, 1)');
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 3 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
+	) or die 'Z, X and W did not queue';
+
+	# W's first walk has read W -> X -> A and pauses; change the graph
+	sleep 1;
+	$a->query_safe('COMMIT');
+	like(outcome($z), qr/^\d+$/, 'A commits and hands gate 3 to Z');
+	$a->query_safe('BEGIN');
+	start($a, 'SELECT clock FROM capaccess_update(4, 1)');
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 3 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
+	) or die 'A did not queue on gate 4';
+
+	# the walk goes on, reads A -> X, and must not blame anyone
+	sleep 4;
+	is(stat_of('deadlocks'), $deadlocks, 'the walk saw X -> A -> X and rejected it');
+	$z->query_safe('COMMIT');
+	like(outcome($x), qr/^\d+$/, 'X, never on a cycle, gets gate 3');
+	$x->query_safe('COMMIT');
+	like(outcome($w), qr/^\d+$/, 'W gets gate 4');
+	like(outcome($a), qr/^\d+$/, 'A gets gate 4');
+	$a->query_safe('COMMIT');
+	is(stat_of('deadlocks'), $deadlocks, 'no 40P01 at all');
+	$_->quit for ($a, $z, $x, $w);
 }
 
 done_testing();
