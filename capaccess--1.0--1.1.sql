@@ -41,32 +41,19 @@ COMMENT ON FUNCTION @extschema@.capaccess_reset(bigint, bigint) IS
 COMMENT ON FUNCTION @extschema@.capaccess_reset_all(bigint) IS
 'set every customer''s used units in one transaction; returns how many';
 
--- capaccess_stats() gains deadlock_checks and stale_caches.  A function's
--- result columns cannot be changed in place, so it is created anew, and
--- EXECUTE on it must be granted again to the roles that had it.
-DROP FUNCTION @extschema@.capaccess_stats();
-CREATE FUNCTION @extschema@.capaccess_stats(OUT accepted bigint,
-											OUT rejected bigint,
-											OUT fast_rejected bigint,
-											OUT waits bigint,
-											OUT deadlocks bigint,
-											OUT lock_timeouts bigint,
-											OUT evictions bigint,
-											OUT handoffs bigint,
-											OUT handoff_time_ms double precision,
-											OUT holds bigint,
-											OUT hold_time_ms double precision,
-											OUT early_releases bigint,
-											OUT deadlock_checks bigint,
-											OUT stale_caches bigint,
-											OUT slots integer,
-											OUT slots_loaded integer,
-											OUT slots_held integer)
-RETURNS record
-AS 'MODULE_PATHNAME', 'capaccess_stats'
+-- Every counter by name.  capaccess_stats() keeps its 1.0 columns, so that
+-- this update keeps its grants and whatever depends on it; counters added
+-- from 1.1 on (deadlock_checks, stale_caches) are listed here.
+CREATE FUNCTION @extschema@.capaccess_counters(OUT counter text,
+											   OUT value bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'capaccess_counters'
 LANGUAGE C VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION @extschema@.capaccess_counters() IS
+'every capaccess counter since the server started, by name; times in microseconds';
 
 REVOKE ALL ON FUNCTION @extschema@.capaccess_unregister(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capaccess_reset(bigint, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capaccess_reset_all(bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.capaccess_stats() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capaccess_counters() FROM PUBLIC;

@@ -118,7 +118,20 @@ SELECT * FROM capaccess_verify();
 ROLLBACK;
 \echo :LAST_ERROR_SQLSTATE
 
--- and after the rollbacks, everything works as before
+BEGIN;
+ALTER SEQUENCE capaccess.seq RENAME TO seq_elsewhere;
+SELECT * FROM capaccess_update(401, 1);
+ROLLBACK;
+\echo :LAST_ERROR_SQLSTATE
+
+-- and after the rollbacks, everything works as before, the sequence
+-- locked (before the gate) by its OID
+BEGIN;
+SELECT updated FROM capaccess_update(401, 1);
+SELECT count(*) FILTER (WHERE relation = 'capaccess.seq'::regclass) AS seq_locked,
+	   count(*) FILTER (WHERE relation = 0) AS locks_on_no_relation
+  FROM pg_locks WHERE locktype = 'relation' AND pid = pg_backend_pid();
+COMMIT;
 SELECT updated, used, clock FROM capaccess_update(401, 1);
 SELECT * FROM capaccess_verify();
 SELECT slots_held FROM capaccess_stats();

@@ -4,8 +4,9 @@
 DROP EXTENSION capaccess;
 CREATE EXTENSION capaccess VERSION '1.0';
 CREATE ROLE capaccess_upgrade_app;
-GRANT EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text)
-	TO capaccess_upgrade_app;
+GRANT EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text),
+						  capaccess_stats() TO capaccess_upgrade_app;
+CREATE VIEW gate_load AS SELECT waits, slots_held FROM capaccess_stats();
 
 -- the 1.1 library serves the 1.0 functions, capaccess_stats() included
 SELECT customer_id FROM capaccess_register(801, 5);
@@ -17,11 +18,15 @@ SELECT accepted > 0 AS counts FROM capaccess_stats();
 ALTER EXTENSION capaccess UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'capaccess';
 
--- the rows and the grants are kept; the new functions are there, revoked
--- from PUBLIC like the others, and work on the old rows
+-- the rows, the grants and a view on capaccess_stats() are kept; the new
+-- functions are there, revoked from PUBLIC like the others, and work on
+-- the old rows
 SELECT customer_id, used, clock FROM capaccess.customer;
 SELECT has_function_privilege('capaccess_upgrade_app',
-		'capaccess_update(bigint, bigint, bigint, text)', 'EXECUTE') AS app_keeps_execute;
+		'capaccess_update(bigint, bigint, bigint, text)', 'EXECUTE') AS app_keeps_execute,
+	   has_function_privilege('capaccess_upgrade_app',
+		'capaccess_stats()', 'EXECUTE') AS app_keeps_stats;
+SELECT waits >= 0 AS view_on_stats_works FROM gate_load;
 SELECT p.oid::regprocedure AS function,
 	   has_function_privilege('public', p.oid, 'EXECUTE') AS public_may_execute
   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid
@@ -29,11 +34,13 @@ SELECT p.oid::regprocedure AS function,
    AND d.deptype = 'e'
  ORDER BY 1::text;
 SELECT * FROM capaccess_stats() \gdesc
+SELECT counter FROM capaccess_counters() ORDER BY 1;
 SELECT updated, reason, used, clock FROM capaccess_reset(801);
 SELECT updated, used, clock FROM capaccess_update(801, 1);
 SELECT capaccess_reset_all();
 SELECT * FROM capaccess_verify();
 
-REVOKE EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text)
-	FROM capaccess_upgrade_app;
+DROP VIEW gate_load;
+REVOKE EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text),
+						   capaccess_stats() FROM capaccess_upgrade_app;
 DROP ROLE capaccess_upgrade_app;

@@ -35,6 +35,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -181,6 +182,12 @@ capaccess_reset_all(PG_FUNCTION_ARGS)
 				 errmsg("used must not be null")));
 	new_used = PG_GETARG_INT64(0);
 	check_used(new_used);
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("capaccess_reset_all() cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("Under a transaction snapshot, every customer updated since the snapshot was taken would fail with a serialization error, after the work on all the others."),
+				 errhint("Run it in a READ COMMITTED transaction.")));
 
 	rel = capaccess_table_open(RowExclusiveLock);
 	busy = capaccess_slot_busy_customers(capaccess_table_scope(rel), &nbusy);

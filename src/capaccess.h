@@ -178,7 +178,7 @@ extern int	capaccess_slot_pin(uint64 scope, int64 customer_id, bool create);
 extern void capaccess_slot_unpin(int slot);
 extern void capaccess_slot_keep_pin(int slot);
 extern void capaccess_slot_drop_kept_pin(int slot);
-extern void capaccess_slot_release_loose_pins(SubTransactionId subid);
+extern int	capaccess_slot_release_loose_pins(SubTransactionId subid);
 extern void capaccess_slot_reparent_loose_pins(SubTransactionId subid,
 											   SubTransactionId parent);
 extern bool capaccess_slot_read_cache(int slot, CapaccessState *out);
@@ -197,7 +197,6 @@ extern void capaccess_gate_stage(uint64 scope, int64 customer_id,
 extern void capaccess_gate_stage_gone(uint64 scope, int64 customer_id);
 extern void capaccess_gate_give_back(uint64 scope, int64 customer_id,
 									 const CapaccessState *committed);
-extern bool capaccess_gate_leave_queue(bool keep_if_granted);
 
 /* deadlock.c */
 extern bool capaccess_deadlock_should_check(int slot);

@@ -72,6 +72,7 @@
 #include "storage/procarray.h"
 #include "utils/array.h"
 #include "utils/fmgrprotos.h"
+#include "utils/memutils.h"
 
 #include "capaccess.h"
 
@@ -342,7 +343,6 @@ confirm_and_choose(WaitEdge *cycle, int n)
 
 	if (victim != me)
 		SetLatch(&GetPGProcByNumber(victim)->procLatch);
-	pfree(buf.data);
 	return true;
 }
 
@@ -354,12 +354,27 @@ void
 capaccess_deadlock_check(int slot, int64 customer_id)
 {
 	int			nprocs = capaccess_shared->nprocs;
-	char	   *state = palloc0(nprocs);
-	int		   *position = palloc(nprocs * sizeof(int));
-	WalkFrame  *frames = palloc(nprocs * sizeof(WalkFrame));
-	WaitEdge   *cycle = palloc(nprocs * sizeof(WaitEdge));
+	MemoryContext walkcxt;
+	MemoryContext oldcxt;
+	char	   *state;
+	int		   *position;
+	WalkFrame  *frames;
+	WaitEdge   *cycle;
 	int			depth = 0;
 	int			me = MyProc->pgprocno;
+
+	/*
+	 * A waiter may walk many times during one wait: everything a walk
+	 * allocates, pg_blocking_pids()'s lock data included, goes at its end.
+	 */
+	walkcxt = AllocSetContextCreate(CurrentMemoryContext,
+									"capaccess deadlock check",
+									ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(walkcxt);
+	state = palloc0(nprocs);
+	position = palloc(nprocs * sizeof(int));
+	frames = palloc(nprocs * sizeof(WalkFrame));
+	cycle = palloc(nprocs * sizeof(WaitEdge));
 
 	pg_atomic_fetch_add_u64(&capaccess_shared->counters.deadlock_checks, 1);
 
@@ -380,7 +395,6 @@ capaccess_deadlock_check(int slot, int64 customer_id)
 		if (f->next >= f->nedges)
 		{
 			state[f->node] = NODE_DONE;
-			pfree(f->edges);
 			depth--;
 			continue;
 		}
@@ -423,13 +437,8 @@ capaccess_deadlock_check(int slot, int64 customer_id)
 		}
 	}
 
-	/* frames still on the stack when a cycle ended the walk */
-	while (depth > 0)
-		pfree(frames[--depth].edges);
-	pfree(state);
-	pfree(position);
-	pfree(frames);
-	pfree(cycle);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(walkcxt);
 }
 
 /*

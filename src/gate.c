@@ -242,6 +242,7 @@ gate_leave_queue(bool keep_if_granted)
 		mine->prev = -1;
 	}
 	pg_atomic_write_u32(&mine->waiting_slot, 0);
+	pg_atomic_write_u32(&mine->victim_of, 0);
 	SpinLockRelease(&s->qlock);
 
 	if (granted && keep_if_granted)
@@ -299,7 +300,7 @@ gate_shmem_exit(int code, Datum arg)
 {
 	if (capaccess_shared != NULL)
 	{
-		capaccess_slot_release_loose_pins(InvalidSubTransactionId);
+		(void) capaccess_slot_release_loose_pins(InvalidSubTransactionId);
 		gate_release_all(false);
 	}
 }
@@ -480,6 +481,7 @@ capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
 	PG_END_TRY();
 
 	waiting_slot = -1;
+	pg_atomic_write_u32(&mine->victim_of, 0);
 	now = GetCurrentTimestamp();
 	held_add(slot, scope, customer_id, now);
 	pg_atomic_fetch_add_u64(&capaccess_shared->counters.handoffs, 1);
@@ -618,6 +620,9 @@ gate_xact_callback(XactEvent event, void *arg)
 			gate_pre_commit();
 			break;
 		case XACT_EVENT_COMMIT:
+			/* every call drops its loose pins before it returns */
+			if (capaccess_slot_release_loose_pins(InvalidSubTransactionId) > 0)
+				elog(WARNING, "capaccess slot pins were left at commit");
 
 			/*
 			 * PostgreSQL may have flushed anyway (a commit that drops files
@@ -636,7 +641,7 @@ gate_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
 			flush_after_release = false;
-			capaccess_slot_release_loose_pins(InvalidSubTransactionId);
+			(void) capaccess_slot_release_loose_pins(InvalidSubTransactionId);
 			gate_release_all(false);
 			break;
 		default:
@@ -652,7 +657,7 @@ gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
 		/* an error ended the calls that held these */
-		capaccess_slot_release_loose_pins(mySubid);
+		(void) capaccess_slot_release_loose_pins(mySubid);
 	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 		capaccess_slot_reparent_loose_pins(mySubid, parentSubid);

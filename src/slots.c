@@ -343,19 +343,23 @@ capaccess_slot_drop_kept_pin(int slot)
  * Drop the loose pins taken in subtransaction subid or in its children (all
  * of them for InvalidSubTransactionId): they belonged to calls that an
  * error ended.  A committed subtransaction's pins pass to its parent.
- * Cannot fail.
+ * Returns how many were dropped.  Cannot fail.
  */
-void
+int
 capaccess_slot_release_loose_pins(SubTransactionId subid)
 {
+	int			dropped = 0;
+
 	for (int i = nloose_pins - 1; i >= 0; i--)
 	{
 		if (loose_pins[i].subid >= subid)
 		{
 			unpin(loose_pins[i].slot);
 			loose_pins[i] = loose_pins[--nloose_pins];
+			dropped++;
 		}
 	}
+	return dropped;
 }
 
 void

@@ -1,17 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * stats.c
- *	  capaccess_stats(): the extension's counters and slot occupancy.
+ *	  capaccess_stats() and capaccess_counters(): the extension's counters
+ *	  and slot occupancy.
  *
- * The counters count calls since the server started (or last restarted
- * after a crash); they are not transactional.  The two times are totals in
- * milliseconds: from a gate's hand-off to a waiter until that waiter runs
+ * The counters count since the server started (or last restarted after a
+ * crash); they are not transactional.  Two of them are times, totals in
+ * microseconds: from a gate's hand-off to a waiter until that waiter runs
  * again (its wake-up), and from taking a gate until releasing it.
  * early_releases counts the commits that released their gates before their
- * flush (capaccess.early_release, see gate.c).  deadlock_checks counts the
- * walks of the wait-for graph (deadlock.c), and stale_caches the cached
- * states found superseded by a write that bypassed the gate (table.c).  A slot is "in use" while it
- * is pinned: a gate holder, a waiter, or a lookup is on it.
+ * flush (capaccess.early_release, see gate.c), deadlock_checks the walks of
+ * the wait-for graph (deadlock.c), and stale_caches the cached states found
+ * superseded when they would have answered a refusal (table.c).
+ *
+ * capaccess_counters() lists every counter by name, as a bigint, so that a
+ * counter added later needs no change of SQL.  capaccess_stats() keeps the
+ * columns it had in 1.0 (its times in milliseconds), plus the slot table's
+ * occupancy: a slot is "held" while its gate has a holder.  Both are built
+ * from one list, by name.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,34 +26,67 @@
 #include "access/htup_details.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "utils/builtins.h"
 
 #include "capaccess.h"
 
 PG_FUNCTION_INFO_V1(capaccess_stats);
+PG_FUNCTION_INFO_V1(capaccess_counters);
 
-/* One column of capaccess_stats(), by name. */
-typedef struct StatColumn
+/* A counter of CapaccessCounters, by name. */
+typedef struct CounterInfo
 {
 	const char *name;
-	Datum		value;
-} StatColumn;
+	size_t		offset;
+} CounterInfo;
+
+#define COUNTER(field, name) {name, offsetof(CapaccessCounters, field)}
+
+static const CounterInfo counters[] = {
+	COUNTER(accepted, "accepted"),
+	COUNTER(rejected, "rejected"),
+	COUNTER(fast_rejected, "fast_rejected"),
+	COUNTER(waits, "waits"),
+	COUNTER(deadlocks, "deadlocks"),
+	COUNTER(lock_timeouts, "lock_timeouts"),
+	COUNTER(evictions, "evictions"),
+	COUNTER(handoffs, "handoffs"),
+	COUNTER(handoff_us, "handoff_time_us"),
+	COUNTER(holds, "holds"),
+	COUNTER(hold_us, "hold_time_us"),
+	COUNTER(early_releases, "early_releases"),
+	COUNTER(deadlock_checks, "deadlock_checks"),
+	COUNTER(stale_caches, "stale_caches"),
+};
+
+static uint64
+counter_value(const CounterInfo *info)
+{
+	return pg_atomic_read_u64((pg_atomic_uint64 *)
+							  ((char *) &capaccess_shared->counters + info->offset));
+}
+
+static const CounterInfo *
+counter_named(const char *name)
+{
+	for (int i = 0; i < lengthof(counters); i++)
+		if (strcmp(counters[i].name, name) == 0)
+			return &counters[i];
+	return NULL;
+}
 
 /*
- * The result is built by column name, so that the library serves each
- * version of the function's SQL declaration: 1.0 lacks deadlock_checks and
- * stale_caches.
+ * capaccess_stats(): one row, its columns filled by name, so that the
+ * library serves any version of the function's declaration it knows of.
  */
 Datum
 capaccess_stats(PG_FUNCTION_ARGS)
 {
-	CapaccessCounters *c;
 	TupleDesc	tupdesc;
 	Datum	   *values;
 	bool	   *nulls;
 	int			loaded = 0;
 	int			held = 0;
-	StatColumn	columns[17];
-	int			ncolumns = 0;
 
 	capaccess_check_loaded();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -63,54 +102,53 @@ capaccess_stats(PG_FUNCTION_ARGS)
 			loaded++;
 	}
 
-#define COUNTER(field) \
-	columns[ncolumns].name = #field; \
-	columns[ncolumns++].value = Int64GetDatum((int64) pg_atomic_read_u64(&c->field))
-#define MILLISECONDS(name_, field) \
-	columns[ncolumns].name = name_; \
-	columns[ncolumns++].value = Float8GetDatum((double) pg_atomic_read_u64(&c->field) / 1000.0)
-#define INTEGER(name_, v) \
-	columns[ncolumns].name = name_; \
-	columns[ncolumns++].value = Int32GetDatum(v)
-
-	c = &capaccess_shared->counters;
-	COUNTER(accepted);
-	COUNTER(rejected);
-	COUNTER(fast_rejected);
-	COUNTER(waits);
-	COUNTER(deadlocks);
-	COUNTER(lock_timeouts);
-	COUNTER(evictions);
-	COUNTER(handoffs);
-	MILLISECONDS("handoff_time_ms", handoff_us);
-	COUNTER(holds);
-	MILLISECONDS("hold_time_ms", hold_us);
-	COUNTER(early_releases);
-	COUNTER(deadlock_checks);
-	COUNTER(stale_caches);
-	INTEGER("slots", capaccess_shared->nslots);
-	INTEGER("slots_loaded", loaded);
-	INTEGER("slots_held", held);
-	Assert(ncolumns <= lengthof(columns));
-
 	values = palloc(tupdesc->natts * sizeof(Datum));
 	nulls = palloc0(tupdesc->natts * sizeof(bool));
 	for (int i = 0; i < tupdesc->natts; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-		int			k = 0;
+		const char *name = NameStr(TupleDescAttr(tupdesc, i)->attname);
+		const CounterInfo *info;
 
-		while (k < ncolumns && strcmp(columns[k].name, NameStr(att->attname)) != 0)
-			k++;
-		if (k == ncolumns)
+		if (strcmp(name, "slots") == 0)
+			values[i] = Int32GetDatum(capaccess_shared->nslots);
+		else if (strcmp(name, "slots_loaded") == 0)
+			values[i] = Int32GetDatum(loaded);
+		else if (strcmp(name, "slots_held") == 0)
+			values[i] = Int32GetDatum(held);
+		else if (strcmp(name, "handoff_time_ms") == 0)
+			values[i] = Float8GetDatum((double) counter_value(counter_named("handoff_time_us")) / 1000.0);
+		else if (strcmp(name, "hold_time_ms") == 0)
+			values[i] = Float8GetDatum((double) counter_value(counter_named("hold_time_us")) / 1000.0);
+		else if ((info = counter_named(name)) != NULL)
+			values[i] = Int64GetDatum((int64) counter_value(info));
+		else
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("capaccess_stats() has a column \"%s\" that this capaccess library does not know",
-							NameStr(att->attname)),
-					 errhint("Install the capaccess library that matches the extension's version, or run ALTER EXTENSION capaccess UPDATE.")));
-		values[i] = columns[k].value;
+							name),
+					 errhint("Install the capaccess library that matches the extension's version.")));
 	}
 
 	tupdesc = BlessTupleDesc(tupdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* capaccess_counters(): (counter text, value bigint), one row per counter */
+Datum
+capaccess_counters(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	capaccess_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < lengthof(counters); i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(counters[i].name);
+		values[1] = Int64GetDatum((int64) counter_value(&counters[i]));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

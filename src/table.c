@@ -20,8 +20,8 @@
  * does.
  *
  * Writers lock capaccess.seq (which the UPDATE's nextval needs) first, then
- * the table: every lock a call will need is taken before it queues for a
- * gate, so that nobody waits for a lock while holding a gate that others
+ * the table, then its indexes: every lock a call will need is taken before
+ * it queues for a gate, so that nobody waits for a lock while holding a gate that others
  * wait for, and in the order DROP EXTENSION takes them (it reaches the
  * sequence before the table).  A DROP EXTENSION thus waits for the calls in
  * progress, the whole queue of a gate included, and calls that arrive later
@@ -39,25 +39,29 @@
  *
  * The owner's context.  Statements run as the table's owner, restricted as
  * a security-definer function would be, in a GUC nest level of their own
- * with search_path = pg_catalog, pg_temp and row_security = off, all
- * restored afterwards (as PostgreSQL does around maintenance commands).  A
- * trigger or default someone adds to the table therefore cannot be
- * captured through the caller's search_path, and a setting it changes does
- * not leak into the caller's session.  The plans are built and run under
- * that same search_path, so the caller's search_path never makes them be
- * planned again.  With row_security off, a FORCE ROW LEVEL SECURITY policy
- * makes the statements fail rather than silently see fewer rows.
+ * with search_path = pg_catalog, pg_temp, row_security = off and
+ * plan_cache_mode = force_generic_plan, all restored afterwards (as
+ * PostgreSQL does around maintenance commands).  A trigger or default
+ * someone adds to the table therefore cannot be captured through the
+ * caller's search_path (its unqualified names resolve in pg_catalog, then
+ * the session's temporary schema: it must qualify the rest), and a setting
+ * it changes does not leak into the caller's session.  The plans are built
+ * and run under that same search_path, and always generic, so nothing the
+ * caller sets makes them be planned again.  With row_security off, a FORCE
+ * ROW LEVEL SECURITY policy makes the statements fail rather than silently
+ * see fewer rows.
  *
  * Row versions.  A cached state names the row version it came from: the
- * table's relfilenode, the version's ctid, and its xmin.  The version is
- * current if it is visible to a fresh snapshot: written by a committed
- * transaction, and not yet deleted or updated by one.  Within one
- * relfilenode a line pointer is reused only by a tuple of another
- * transaction, so (relfilenode, ctid, xmin) names one version; a rewrite
- * (TRUNCATE, VACUUM FULL, CLUSTER, ALTER TABLE) gives the table a new
- * relfilenode.  The cache answers for a customer only while its version is
- * current, so whatever writes the table, however, the cache can be stale
- * but never contradict a committed row.
+ * table's relfilenode, the version's ctid, and its xmin.  The cache may
+ * answer for a customer only if that version is there, is visible to a
+ * fresh snapshot (written by a committed transaction, and not yet deleted
+ * or updated by one), is the customer's, and holds exactly the cached
+ * values.  Then the cache says what the latest committed row says, whatever
+ * wrote the table and however, so the cache can be stale but never
+ * contradict a committed row.  The comparison of values, not the identity
+ * of the version alone, is what makes this hold: a transaction that
+ * truncates a table it created or truncated earlier empties its storage in
+ * place, and may then put another row, of its own xid, at the same place.
  *
  *-------------------------------------------------------------------------
  */
@@ -93,6 +97,15 @@ typedef struct CustomerColumn
 	Oid			type;
 } CustomerColumn;
 
+/* Positions in customer_columns. */
+#define COL_CUSTOMER_ID	0
+#define COL_CAP			1
+#define COL_USED		2
+#define COL_ACCESS		3
+#define COL_CLOCK		4
+#define COL_SEQ			5
+#define COL_STATE_HASH	6
+
 static const CustomerColumn customer_columns[] = {
 	{"customer_id", INT8OID},
 	{"cap", INT8OID},
@@ -112,7 +125,7 @@ static const CustomerColumn customer_columns[] = {
 static Oid	customer_relid = InvalidOid;
 static Oid	seq_relid = InvalidOid;
 static bool customer_checked = false;
-static AttrNumber customer_id_attnum = InvalidAttrNumber;	/* once checked */
+static AttrNumber customer_attnums[lengthof(customer_columns)]; /* once checked */
 static uint64 customer_generation = 0;
 static bool customer_inval_registered = false;
 
@@ -161,6 +174,8 @@ customer_lookup(Oid *relid, Oid *seqid)
 	if (!OidIsValid(customer_relid))
 	{
 		Oid			nsp;
+		Oid			relid;
+		Oid			seqid;
 
 		if (!customer_inval_registered)
 		{
@@ -168,8 +183,11 @@ customer_lookup(Oid *relid, Oid *seqid)
 			customer_inval_registered = true;
 		}
 		nsp = get_namespace_oid("capaccess", true);
-		customer_relid = relation_in_capaccess(nsp, "customer");
-		seq_relid = relation_in_capaccess(nsp, "seq");
+		relid = relation_in_capaccess(nsp, "customer");
+		seqid = relation_in_capaccess(nsp, "seq");
+		/* both or neither, so that a failed lookup is made again */
+		customer_relid = relid;
+		seq_relid = seqid;
 	}
 	*relid = customer_relid;
 	*seqid = seq_relid;
@@ -236,12 +254,11 @@ check_contract(Relation rel)
 							format_type_be(col->type)),
 					 errhint("Change the column back with ALTER TABLE capaccess.customer ALTER COLUMN %s TYPE %s.",
 							 col->name, format_type_be(col->type))));
-		if (col == &customer_columns[0])
-			key_attnum = found->attnum;
+		customer_attnums[i] = found->attnum;
 	}
+	key_attnum = customer_attnums[COL_CUSTOMER_ID];
 
 	pk = RelationGetPrimaryKeyIndex(rel);
-	customer_id_attnum = key_attnum;
 	if (!OidIsValid(pk) || !index_is_key_on(pk, key_attnum))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -287,6 +304,17 @@ capaccess_table_open(LOCKMODE lockmode)
 		check_contract(rel);
 		customer_checked = true;
 	}
+
+	/* and the indexes the UPDATE's plan will lock */
+	if (writer)
+	{
+		List	   *indexes = RelationGetIndexList(rel);
+		ListCell   *lc;
+
+		foreach(lc, indexes)
+			LockRelationOid(lfirst_oid(lc), RowExclusiveLock);
+		list_free(indexes);
+	}
 	return rel;
 }
 
@@ -321,6 +349,9 @@ capaccess_spi_connect(Relation rel, CapaccessSpi *spi)
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	(void) set_config_option("row_security", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	(void) set_config_option("plan_cache_mode", "force_generic_plan",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 }
@@ -427,6 +458,47 @@ capaccess_state_from_row(Relation rel, HeapTuple tup, TupleDesc desc,
 	(*access_out)[len] = '\0';
 }
 
+/* Is column col of the tuple the bigint value? */
+static bool
+int8_column_is(HeapTuple tuple, TupleDesc desc, int col, int64 value)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tuple, customer_attnums[col], desc, &isnull);
+
+	return !isnull && DatumGetInt64(d) == value;
+}
+
+/* Does the tuple hold customer_id's state st, value for value? */
+static bool
+tuple_holds_state(Relation rel, HeapTuple tuple, const CapaccessState *st,
+				  int64 customer_id)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		isnull;
+	Datum		d;
+	struct varlena *access;
+
+	if (!int8_column_is(tuple, desc, COL_CUSTOMER_ID, customer_id) ||
+		!int8_column_is(tuple, desc, COL_CAP, st->cap) ||
+		!int8_column_is(tuple, desc, COL_USED, st->used) ||
+		!int8_column_is(tuple, desc, COL_CLOCK, st->clock) ||
+		!int8_column_is(tuple, desc, COL_STATE_HASH, st->state_hash))
+		return false;
+	d = heap_getattr(tuple, customer_attnums[COL_SEQ], desc, &isnull);
+	if (isnull != st->seq_isnull || (!isnull && DatumGetInt64(d) != st->seq))
+		return false;
+
+	/* a cached access is short, so the tuple's must be inline to match */
+	d = heap_getattr(tuple, customer_attnums[COL_ACCESS], desc, &isnull);
+	if (isnull || st->access_len < 0)
+		return false;
+	access = (struct varlena *) DatumGetPointer(d);
+	if (VARATT_IS_EXTERNAL(access) || VARATT_IS_COMPRESSED(access) ||
+		VARSIZE_ANY_EXHDR(access) != st->access_len)
+		return false;
+	return memcmp(VARDATA_ANY(access), st->access, st->access_len) == 0;
+}
+
 /*
  * Is the row version st was read from still the latest committed one of
  * customer_id?  See "Row versions" in the file header.  rel is the table,
@@ -467,13 +539,7 @@ capaccess_row_is_current(Relation rel, const CapaccessState *st,
 			tuple.t_tableOid = RelationGetRelid(rel);
 			if (HeapTupleHeaderGetRawXmin(tuple.t_data) == st->xmin &&
 				HeapTupleSatisfiesVisibility(&tuple, GetLatestSnapshot(), buf))
-			{
-				bool		isnull;
-				Datum		key = heap_getattr(&tuple, customer_id_attnum,
-											   RelationGetDescr(rel), &isnull);
-
-				current = !isnull && DatumGetInt64(key) == customer_id;
-			}
+				current = tuple_holds_state(rel, &tuple, st, customer_id);
 		}
 	}
 	UnlockReleaseBuffer(buf);

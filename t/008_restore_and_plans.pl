@@ -28,7 +28,7 @@ sub stat_of
 {
 	my ($counter) = @_;
 	return $node->safe_psql('postgres',
-		"SELECT $counter FROM capaccess_stats()");
+		"SELECT value FROM capaccess_counters() WHERE counter = '$counter'");
 }
 
 # customer_id|used|clock of every row

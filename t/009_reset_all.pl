@@ -54,7 +54,7 @@ my ($out, $err) = ('', '');
 my $bench = IPC::Run::start(
 	[
 		'pgbench', '--no-vacuum', '--client' => $clients,
-		'--jobs' => 8, '--time' => 20,
+		'--jobs' => 8, '--time' => 30,
 		'--file' => $script, '--host' => $node->host,
 		'--port' => $node->port, 'postgres'
 	],

@@ -70,7 +70,8 @@ sub outcome
 sub stat_of
 {
 	my ($col) = @_;
-	return $node->safe_psql('postgres', "SELECT $col FROM capaccess_stats()");
+	return $node->safe_psql('postgres',
+		"SELECT value FROM capaccess_counters() WHERE counter = '$col'");
 }
 
 # --- 1. bounded cost ------------------------------------------------------
