@@ -369,7 +369,9 @@ capaccess_deadlock_check(int slot, int64 customer_id)
 	 */
 	walkcxt = AllocSetContextCreate(CurrentMemoryContext,
 									"capaccess deadlock check",
-									ALLOCSET_DEFAULT_SIZES);
+									ALLOCSET_DEFAULT_MINSIZE,
+									(Size) ALLOCSET_DEFAULT_INITSIZE,
+									(Size) ALLOCSET_DEFAULT_MAXSIZE);
 	oldcxt = MemoryContextSwitchTo(walkcxt);
 	state = palloc0(nprocs);
 	position = palloc(nprocs * sizeof(int));
