@@ -115,6 +115,7 @@ capaccess_unregister(PG_FUNCTION_ARGS)
 
 	rel = capaccess_table_open(RowExclusiveLock);
 	scope = capaccess_table_scope(rel);
+	capaccess_table_lock_indexes(rel);
 	capaccess_spi_connect(rel, &spi);
 	(void) prepare_kept(&delete_plan, delete_sql, 1, &argtype);
 
@@ -190,6 +191,7 @@ capaccess_reset_all(PG_FUNCTION_ARGS)
 				 errhint("Run it in a READ COMMITTED transaction.")));
 
 	rel = capaccess_table_open(RowExclusiveLock);
+	capaccess_table_lock_indexes(rel);
 	busy = capaccess_slot_busy_customers(capaccess_table_scope(rel), &nbusy);
 
 	/* 1. everyone nobody was busy with, in one statement */

@@ -217,6 +217,7 @@ typedef struct CapaccessSpi
 } CapaccessSpi;
 
 extern Relation capaccess_table_open(LOCKMODE lockmode);
+extern void capaccess_table_lock_indexes(Relation rel);
 extern uint64 capaccess_table_scope(Relation rel);
 extern uint64 capaccess_table_generation(void);
 extern void capaccess_spi_connect(Relation rel, CapaccessSpi *spi);

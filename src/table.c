@@ -84,7 +84,9 @@
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -269,7 +271,8 @@ check_contract(Relation rel)
 
 /*
  * Lock capaccess.customer in lockmode and open it, checking its contract;
- * for a writer (RowExclusiveLock), lock capaccess.seq before it.  The locks
+ * for a writer (RowExclusiveLock), lock capaccess.seq before it.  A writer
+ * locks the indexes too before it queues (capaccess_table_lock_indexes).  The locks
  * are held until the transaction ends; close the relation with
  * table_close(rel, NoLock).
  */
@@ -305,17 +308,23 @@ capaccess_table_open(LOCKMODE lockmode)
 		customer_checked = true;
 	}
 
-	/* and the indexes the UPDATE's plan will lock */
-	if (writer)
-	{
-		List	   *indexes = RelationGetIndexList(rel);
-		ListCell   *lc;
-
-		foreach(lc, indexes)
-			LockRelationOid(lfirst_oid(lc), RowExclusiveLock);
-		list_free(indexes);
-	}
 	return rel;
+}
+
+/*
+ * Before a writer queues for a gate: lock the table's indexes, which the
+ * statements' plans lock too, so that no lock is waited for under the gate.
+ * (A refusal answered from the cache needs none of them.)
+ */
+void
+capaccess_table_lock_indexes(Relation rel)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+		LockRelationOid(lfirst_oid(lc), RowExclusiveLock);
+	list_free(indexes);
 }
 
 /*
@@ -348,12 +357,21 @@ capaccess_spi_connect(Relation rel, CapaccessSpi *spi)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
-	(void) set_config_option("row_security", "off",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	(void) set_config_option("plan_cache_mode", "force_generic_plan",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+
+	/*
+	 * The other two only where they would change something: row_security
+	 * matters only when the owner is subject to the table's policies, and
+	 * plan_cache_mode only when forced to custom plans.
+	 */
+	if (row_security && rel->rd_rel->relrowsecurity &&
+		rel->rd_rel->relforcerowsecurity)
+		(void) set_config_option("row_security", "off",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	if (plan_cache_mode == PLAN_CACHE_MODE_FORCE_CUSTOM_PLAN)
+		(void) set_config_option("plan_cache_mode", "force_generic_plan",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
 }
 
 void
@@ -510,6 +528,7 @@ capaccess_row_is_current(Relation rel, const CapaccessState *st,
 {
 	BlockNumber blkno;
 	OffsetNumber offnum;
+	PrefetchBufferResult hit;
 	Buffer		buf;
 	Page		page;
 	bool		current = false;
@@ -519,10 +538,22 @@ capaccess_row_is_current(Relation rel, const CapaccessState *st,
 		return false;
 	blkno = ItemPointerGetBlockNumber(&st->tid);
 	offnum = ItemPointerGetOffsetNumber(&st->tid);
-	if (blkno >= RelationGetNumberOfBlocks(rel))
+
+	/*
+	 * The block may be gone (a VACUUM or a TRUNCATE in place shortened the
+	 * table).  A shared buffer that still holds it proves it is there, which
+	 * is what a refusal of a busy customer finds, without asking the file
+	 * system for the table's size; truncation drops such buffers first.
+	 */
+	hit = PrefetchBuffer(rel, MAIN_FORKNUM, blkno);
+	if (BufferIsValid(hit.recent_buffer) &&
+		ReadRecentBuffer(rel->rd_node, MAIN_FORKNUM, blkno, hit.recent_buffer))
+		buf = hit.recent_buffer;
+	else if (blkno < RelationGetNumberOfBlocks(rel))
+		buf = ReadBuffer(rel, blkno);
+	else
 		return false;
 
-	buf = ReadBuffer(rel, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	if (offnum >= FirstOffsetNumber && offnum <= PageGetMaxOffsetNumber(page))

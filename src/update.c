@@ -7,14 +7,14 @@
  * A call of capaccess_update goes through these steps, each a function
  * below:
  *
- *	call_begin		   Lock the table and check its contract (table.c), act
- *					   as its owner with the settings pinned, and make sure
- *					   the statements' plans are built and valid, so that
- *					   nobody plans under the gate while others wait.
+ *	call_begin		   Lock the table and check its contract (table.c).
  *	refuse_from_cache  If the customer's cached state refuses the call (cap
  *					   exceeded, below zero) and the row version it was read
  *					   from is still the current one, answer from it without
  *					   queueing: refusals never wait behind accepted updates.
+ *	call_connect	   Act as the table's owner with the settings pinned, and
+ *					   make sure the statements' plans are built and valid,
+ *					   so that nobody plans under the gate while others wait.
  *	take_gate		   Queue for the customer's gate (gate.c).
  *	write_row		   One prepared UPDATE through SPI: after a wait, by the
  *					   position of the last committed row version (its ctid),
@@ -153,6 +153,7 @@ typedef struct CapaccessCall
 	Relation	rel;
 	uint64		scope;
 	CapaccessSpi spi;
+	bool		connected;		/* SPI connected, as the owner */
 	bool		held_before;	/* this transaction held the gate already */
 	int			slot;			/* the customer's slot, if pinned */
 	bool		waited;			/* the gate was handed over after a wait */
@@ -279,6 +280,7 @@ prune_page_of(Relation rel, ItemPointer tid)
 	}
 }
 
+/* Lock and check the table; everything a refusal from the cache needs. */
 static void
 call_begin(CapaccessCall *c, const char *fname)
 {
@@ -289,7 +291,19 @@ call_begin(CapaccessCall *c, const char *fname)
 	c->held_before = capaccess_gate_is_held(c->scope, c->customer_id);
 	c->slot = -1;
 	c->waited = false;
+	c->connected = false;
+}
+
+/*
+ * Act as the table's owner and make sure the plans are ready, before
+ * queueing for the gate.
+ */
+static void
+call_connect(CapaccessCall *c)
+{
+	capaccess_table_lock_indexes(c->rel);
 	capaccess_spi_connect(c->rel, &c->spi);
+	c->connected = true;
 	plans_ensure();
 
 	memset(c->nulls, ' ', sizeof(c->nulls));
@@ -312,7 +326,8 @@ call_begin(CapaccessCall *c, const char *fname)
 static void
 call_end(CapaccessCall *c)
 {
-	capaccess_spi_finish(&c->spi);
+	if (c->connected)
+		capaccess_spi_finish(&c->spi);
 	table_close(c->rel, NoLock);
 }
 
@@ -503,6 +518,7 @@ run_call(CapaccessCall *c, const char *fname, CapaccessResult *result)
 		call_end(c);
 		return;
 	}
+	call_connect(c);
 	take_gate(c);
 	if (write_row(c))
 		accept(c, result);
@@ -687,6 +703,7 @@ capaccess_register(PG_FUNCTION_ARGS)
 
 	rel = capaccess_table_open(RowExclusiveLock);
 	scope = capaccess_table_scope(rel);
+	capaccess_table_lock_indexes(rel);
 	capaccess_spi_connect(rel, &spi);
 	plans_ensure();
 
