@@ -73,6 +73,7 @@
 #include "utils/array.h"
 #include "utils/fmgrprotos.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "capaccess.h"
 
@@ -347,6 +348,33 @@ confirm_and_choose(WaitEdge *cycle, int n)
 }
 
 /*
+ * Pause for capaccess.deadlock_walk_delay, awake to cancels and to a
+ * hand-off of the gate.  Returns false if the gate was handed over.
+ */
+static bool
+walk_pause(void)
+{
+	CapaccessProc *mine = proc_at(MyProc->pgprocno);
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													capaccess_deadlock_walk_delay);
+
+	for (;;)
+	{
+		long		ms;
+
+		if (pg_atomic_read_u32(&mine->granted) != 0)
+			return false;
+		ms = (long) ((until - GetCurrentTimestamp()) / 1000);
+		if (ms <= 0)
+			return true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
  * Walk the wait-for graph from this backend, the first waiter of slot's
  * queue, and deal with the first cycle through a gate that is confirmed.
  */
@@ -423,13 +451,9 @@ capaccess_deadlock_check(int slot, int64 customer_id)
 		if (state[v] == NODE_UNSEEN)
 		{
 			/* tests only: let the graph change between two readings */
-			if (capaccess_deadlock_walk_delay > 0 && depth >= 2)
-			{
-				(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 capaccess_deadlock_walk_delay,
-								 PG_WAIT_EXTENSION);
-				CHECK_FOR_INTERRUPTS();
-			}
+			if (capaccess_deadlock_walk_delay > 0 && depth >= 2 &&
+				!walk_pause())
+				break;			/* handed the gate: no need to walk on */
 			state[v] = NODE_ON_PATH;
 			position[v] = depth;
 			frames[depth].node = v;

@@ -39,9 +39,13 @@
  *
  * The owner's context.  Statements run as the table's owner, restricted as
  * a security-definer function would be, in a GUC nest level of their own
- * with search_path = pg_catalog, pg_temp, row_security = off and
- * plan_cache_mode = force_generic_plan, all restored afterwards (as
- * PostgreSQL does around maintenance commands).  A trigger or default
+ * with search_path = pg_catalog, pg_temp, all restored afterwards (as
+ * PostgreSQL does around maintenance commands).  Two more settings are
+ * pinned where they would change something: row_security = off when the
+ * owner is subject to the table's policies (FORCE ROW LEVEL SECURITY), and
+ * plan_cache_mode = force_generic_plan when the caller forces custom plans;
+ * otherwise an administrator's trigger sees the caller's values of those,
+ * which can only make it stricter.  A trigger or default
  * someone adds to the table therefore cannot be captured through the
  * caller's search_path (its unqualified names resolve in pg_catalog, then
  * the session's temporary schema: it must qualify the rest), and a setting
@@ -134,7 +138,8 @@ static bool customer_inval_registered = false;
 static void
 customer_inval(Datum arg, Oid relid)
 {
-	if (!OidIsValid(relid) || relid == customer_relid || relid == seq_relid)
+	if (!OidIsValid(relid) || !OidIsValid(customer_relid) ||
+		relid == customer_relid || relid == seq_relid)
 	{
 		customer_relid = InvalidOid;
 		seq_relid = InvalidOid;
@@ -280,6 +285,7 @@ Relation
 capaccess_table_open(LOCKMODE lockmode)
 {
 	bool		writer = (lockmode == RowExclusiveLock);
+	uint64		generation;
 	Oid			relid;
 	Oid			seqid;
 	Oid			relid_now;
@@ -301,20 +307,22 @@ capaccess_table_open(LOCKMODE lockmode)
 			UnlockRelationOid(seqid, RowExclusiveLock);
 	}
 
+	generation = customer_generation;
 	rel = table_open(relid, NoLock);
 	if (!customer_checked)
 	{
 		check_contract(rel);
-		customer_checked = true;
+		/* holds for this call (the lock is held); remembered if not stale */
+		customer_checked = (customer_generation == generation);
 	}
-
 	return rel;
 }
 
 /*
  * Before a writer queues for a gate: lock the table's indexes, which the
- * statements' plans lock too, so that no lock is waited for under the gate.
- * (A refusal answered from the cache needs none of them.)
+ * statements' plans lock too, and its TOAST table, so that no lock is
+ * waited for under the gate.  (A refusal answered from the cache needs none
+ * of them.)
  */
 void
 capaccess_table_lock_indexes(Relation rel)
@@ -325,6 +333,14 @@ capaccess_table_lock_indexes(Relation rel)
 	foreach(lc, indexes)
 		LockRelationOid(lfirst_oid(lc), RowExclusiveLock);
 	list_free(indexes);
+
+	/*
+	 * And the TOAST table, which an UPDATE of a long access text writes: a
+	 * REINDEX of its index, or a VACUUM truncating it, then waits for the
+	 * queue instead of the queue waiting for it.
+	 */
+	if (OidIsValid(rel->rd_rel->reltoastrelid))
+		LockRelationOid(rel->rd_rel->reltoastrelid, RowExclusiveLock);
 }
 
 /*
@@ -543,9 +559,13 @@ capaccess_row_is_current(Relation rel, const CapaccessState *st,
 	 * The block may be gone (a VACUUM or a TRUNCATE in place shortened the
 	 * table).  A shared buffer that still holds it proves it is there, which
 	 * is what a refusal of a busy customer finds, without asking the file
-	 * system for the table's size; truncation drops such buffers first.
+	 * system for the table's size; truncation drops such buffers first. Only
+	 * in the first segment, which always exists: looking for a block of a
+	 * later one past a shortened segment is an error.
 	 */
-	hit = PrefetchBuffer(rel, MAIN_FORKNUM, blkno);
+	hit.recent_buffer = InvalidBuffer;
+	if (blkno < RELSEG_SIZE)
+		hit = PrefetchBuffer(rel, MAIN_FORKNUM, blkno);
 	if (BufferIsValid(hit.recent_buffer) &&
 		ReadRecentBuffer(rel->rd_node, MAIN_FORKNUM, blkno, hit.recent_buffer))
 		buf = hit.recent_buffer;

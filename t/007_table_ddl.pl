@@ -75,11 +75,15 @@ sub hold_and_queue
 		  . 'SELECT clock FROM capaccess_update(1, 1);');
 	is( $node->safe_psql(
 			'postgres', q{
-SELECT string_agg(l.relation::regclass::text, ' ' ORDER BY l.relation::regclass::text)
-  FROM pg_locks l JOIN pg_stat_activity a USING (pid)
- WHERE a.wait_event_type = 'Extension' AND l.mode = 'RowExclusiveLock'
-   AND l.locktype = 'relation'}),
-		'capaccess.customer capaccess.customer_pkey capaccess.seq',
+SELECT string_agg(name, ', ' ORDER BY name)
+  FROM (SELECT CASE WHEN l.relation = c.reltoastrelid THEN 'its TOAST table'
+					ELSE l.relation::regclass::text END AS name
+		  FROM pg_locks l JOIN pg_stat_activity a USING (pid),
+			   pg_class c
+		 WHERE a.wait_event_type = 'Extension' AND l.mode = 'RowExclusiveLock'
+		   AND l.locktype = 'relation'
+		   AND c.oid = 'capaccess.customer'::regclass) locks}),
+		'capaccess.customer, capaccess.customer_pkey, capaccess.seq, its TOAST table',
 		'the waiter holds every lock its UPDATE needs before it queues');
 	return ($holder, $waiter);
 }
