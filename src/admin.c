@@ -65,22 +65,6 @@ static const char *const reset_rest_sql =
 static SPIPlanPtr delete_plan = NULL;
 static SPIPlanPtr reset_rest_plan = NULL;
 
-static SPIPlanPtr
-prepare_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for capaccess statement: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	return *plan;
-}
-
 static void
 check_used(int64 used)
 {
@@ -117,7 +101,7 @@ capaccess_unregister(PG_FUNCTION_ARGS)
 	scope = capaccess_table_scope(rel);
 	capaccess_table_lock_indexes(rel);
 	capaccess_spi_connect(rel, &spi);
-	(void) prepare_kept(&delete_plan, delete_sql, 1, &argtype);
+	(void) capaccess_prepare_once(&delete_plan, delete_sql, 1, &argtype);
 
 	held_before = capaccess_gate_is_held(scope, customer_id);
 	if (!held_before)
@@ -202,7 +186,7 @@ capaccess_reset_all(PG_FUNCTION_ARGS)
 	args[1] = PointerGetDatum(construct_array(elems, nbusy, INT8OID, sizeof(int64),
 											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	capaccess_spi_connect(rel, &spi);
-	(void) prepare_kept(&reset_rest_plan, reset_rest_sql, 2, argtypes);
+	(void) capaccess_prepare_once(&reset_rest_plan, reset_rest_sql, 2, argtypes);
 	rc = SPI_execute_plan(reset_rest_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "capaccess UPDATE failed: %s", SPI_result_code_string(rc));

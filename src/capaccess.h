@@ -33,6 +33,7 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "access/xlogdefs.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "port/atomics.h"
 #include "storage/itemptr.h"
@@ -158,17 +159,30 @@ typedef struct CapaccessSlotView
 	uint64		scope;
 	int64		customer_id;
 	uint32		holder;			/* pgprocno + 1 of the gate holder, or 0 */
-	bool		queued;			/* somebody waits for the gate */
 	bool		loaded;
 	uint32		version;		/* cache version, to detect a change */
 	CapaccessState state;
 } CapaccessSlotView;
 
+/* the shared segment (capaccess.c), and its slots and queue nodes */
+extern CapaccessShared *capaccess_shared;
+
+static inline CapaccessSlot *
+capaccess_slot_at(int slot)
+{
+	return &capaccess_shared->slots[slot];
+}
+
+static inline CapaccessProc *
+capaccess_proc_at(int procno)
+{
+	return &capaccess_shared->procs[procno];
+}
+
 /* capaccess.c */
 extern int	capaccess_max_customers;
 extern bool capaccess_early_release;
 extern int	capaccess_deadlock_walk_delay;
-extern CapaccessShared *capaccess_shared;
 extern void capaccess_check_loaded(void);
 
 /* slots.c */
@@ -252,6 +266,8 @@ typedef struct CapaccessResult
 } CapaccessResult;
 
 extern void capaccess_check_can_write(const char *fname);
+extern SPIPlanPtr capaccess_prepare_once(SPIPlanPtr *plan, const char *sql,
+										 int nargs, Oid *argtypes);
 extern void capaccess_do_update(int64 customer_id, int64 consume,
 								bool has_cap, int64 new_cap,
 								const char *new_access,

@@ -108,37 +108,25 @@ typedef struct WalkFrame
 #define NODE_ON_PATH	1
 #define NODE_DONE		2
 
-static inline CapaccessSlot *
-slot_at(int slot)
-{
-	return &capaccess_shared->slots[slot];
-}
-
-static inline CapaccessProc *
-proc_at(int procno)
-{
-	return &capaccess_shared->procs[procno];
-}
-
 /* Should this waiter look for deadlocks now?  Only the queue's first. */
 bool
 capaccess_deadlock_should_check(int slot)
 {
-	return ((volatile CapaccessSlot *) slot_at(slot))->qhead == MyProc->pgprocno;
+	return ((volatile CapaccessSlot *) capaccess_slot_at(slot))->qhead == MyProc->pgprocno;
 }
 
 /* Read u's gate edge, if u is queued, consistently under the slot's qlock. */
 static bool
 read_gate_edge(int u, WaitEdge *e)
 {
-	CapaccessProc *p = proc_at(u);
+	CapaccessProc *p = capaccess_proc_at(u);
 	uint32		ws = pg_atomic_read_u32(&p->waiting_slot);
 	CapaccessSlot *s;
 	uint32		holder;
 
 	if (ws == 0 || ws > (uint32) capaccess_shared->nslots)
 		return false;
-	s = slot_at(ws - 1);
+	s = capaccess_slot_at(ws - 1);
 	SpinLockAcquire(&s->qlock);
 	holder = pg_atomic_read_u32(&s->holder);
 	e->from = u;
@@ -161,8 +149,8 @@ read_gate_edge(int u, WaitEdge *e)
 static bool
 gate_edge_holds(const WaitEdge *e)
 {
-	CapaccessProc *p = proc_at(e->from);
-	CapaccessSlot *s = slot_at(e->slot);
+	CapaccessProc *p = capaccess_proc_at(e->from);
+	CapaccessSlot *s = capaccess_slot_at(e->slot);
 	bool		holds;
 
 	SpinLockAcquire(&s->qlock);
@@ -281,7 +269,7 @@ describe_edge(StringInfo buf, const WaitEdge *e)
 static bool
 is_chosen(int procno)
 {
-	CapaccessProc *p = proc_at(procno);
+	CapaccessProc *p = capaccess_proc_at(procno);
 
 	return pg_atomic_read_u32(&p->waiting_slot) != 0 &&
 		pg_atomic_read_u32(&p->victim_of) == pg_atomic_read_u32(&p->wait_seq);
@@ -334,12 +322,12 @@ confirm_and_choose(WaitEdge *cycle, int n)
 	initStringInfo(&buf);
 	for (int i = 0; i < n; i++)
 		describe_edge(&buf, &cycle[i]);
-	strlcpy(proc_at(victim)->deadlock_detail, buf.data,
+	strlcpy(capaccess_proc_at(victim)->deadlock_detail, buf.data,
 			CAPACCESS_DEADLOCK_DETAIL);
 	pg_write_barrier();
 	for (int i = 0; i < n; i++)
 		if (cycle[i].gate && cycle[i].from == victim)
-			pg_atomic_write_u32(&proc_at(victim)->victim_of, cycle[i].wait_seq);
+			pg_atomic_write_u32(&capaccess_proc_at(victim)->victim_of, cycle[i].wait_seq);
 	LWLockRelease(capaccess_shared->deadlock_lock);
 
 	if (victim != me)
@@ -354,7 +342,7 @@ confirm_and_choose(WaitEdge *cycle, int n)
 static bool
 walk_pause(void)
 {
-	CapaccessProc *mine = proc_at(MyProc->pgprocno);
+	CapaccessProc *mine = capaccess_proc_at(MyProc->pgprocno);
 	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													capaccess_deadlock_walk_delay);
 
@@ -474,7 +462,7 @@ capaccess_deadlock_check(int slot, int64 customer_id)
 void
 capaccess_deadlock_report_victim(int64 customer_id)
 {
-	CapaccessProc *mine = proc_at(MyProc->pgprocno);
+	CapaccessProc *mine = capaccess_proc_at(MyProc->pgprocno);
 	char		detail[CAPACCESS_DEADLOCK_DETAIL];
 
 	pg_read_barrier();

@@ -137,18 +137,6 @@ static void gate_xact_callback(XactEvent event, void *arg);
 static void gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								  SubTransactionId parentSubid, void *arg);
 
-static inline CapaccessSlot *
-slot_at(int slot)
-{
-	return &capaccess_shared->slots[slot];
-}
-
-static inline CapaccessProc *
-proc_at(int procno)
-{
-	return &capaccess_shared->procs[procno];
-}
-
 static int
 held_find(uint64 scope, int64 customer_id)
 {
@@ -171,7 +159,7 @@ capaccess_gate_is_held(uint64 scope, int64 customer_id)
 static void
 gate_handoff(int slot, TimestampTz now)
 {
-	CapaccessSlot *s = slot_at(slot);
+	CapaccessSlot *s = capaccess_slot_at(slot);
 	int			next;
 
 	SpinLockAcquire(&s->qlock);
@@ -181,11 +169,11 @@ gate_handoff(int slot, TimestampTz now)
 		pg_atomic_write_u32(&s->holder, 0);
 	else
 	{
-		CapaccessProc *w = proc_at(next);
+		CapaccessProc *w = capaccess_proc_at(next);
 
 		s->qhead = w->next;
 		if (s->qhead >= 0)
-			proc_at(s->qhead)->prev = -1;
+			capaccess_proc_at(s->qhead)->prev = -1;
 		else
 			s->qtail = -1;
 		w->next = -1;
@@ -219,19 +207,19 @@ gate_leave_queue(bool keep_if_granted)
 
 	if (slot < 0)
 		return false;
-	s = slot_at(slot);
-	mine = proc_at(MyProc->pgprocno);
+	s = capaccess_slot_at(slot);
+	mine = capaccess_proc_at(MyProc->pgprocno);
 
 	SpinLockAcquire(&s->qlock);
 	granted = pg_atomic_read_u32(&mine->granted) != 0;
 	if (!granted)
 	{
 		if (mine->prev >= 0)
-			proc_at(mine->prev)->next = mine->next;
+			capaccess_proc_at(mine->prev)->next = mine->next;
 		else
 			s->qhead = mine->next;
 		if (mine->next >= 0)
-			proc_at(mine->next)->prev = mine->prev;
+			capaccess_proc_at(mine->next)->prev = mine->prev;
 		else
 			s->qtail = mine->prev;
 		mine->next = -1;
@@ -341,7 +329,7 @@ held_add(int slot, uint64 scope, int64 customer_id, TimestampTz now)
 static void
 gate_sleep(int slot, int64 customer_id, uint32 wait_seq)
 {
-	CapaccessProc *mine = proc_at(MyProc->pgprocno);
+	CapaccessProc *mine = capaccess_proc_at(MyProc->pgprocno);
 	TimestampTz start = GetCurrentTimestamp();
 	TimestampTz next_check = TimestampTzPlusMilliseconds(start, DeadlockTimeout);
 	TimestampTz deadline = 0;
@@ -409,7 +397,7 @@ gate_sleep(int slot, int64 customer_id, uint32 wait_seq)
 bool
 capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
 {
-	CapaccessSlot *s = slot_at(slot);
+	CapaccessSlot *s = capaccess_slot_at(slot);
 	CapaccessProc *mine;
 	int			me = MyProc->pgprocno;
 	uint32		expected = 0;
@@ -437,7 +425,7 @@ capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
 		return false;
 	}
 
-	mine = proc_at(me);
+	mine = capaccess_proc_at(me);
 	SpinLockAcquire(&s->qlock);
 	expected = 0;
 	if (pg_atomic_compare_exchange_u32(&s->holder, &expected, (uint32) me + 1))
@@ -455,7 +443,7 @@ capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
 	mine->next = -1;
 	mine->prev = s->qtail;
 	if (s->qtail >= 0)
-		proc_at(s->qtail)->next = me;
+		capaccess_proc_at(s->qtail)->next = me;
 	else
 		s->qhead = me;
 	s->qtail = me;
@@ -579,7 +567,7 @@ gate_pre_commit(void)
 	 * for one flush, as it would without early release.
 	 */
 	for (int i = 0; i < nheld && !waited_for; i++)
-		waited_for = ((volatile CapaccessSlot *) slot_at(held[i].slot))->qhead >= 0;
+		waited_for = ((volatile CapaccessSlot *) capaccess_slot_at(held[i].slot))->qhead >= 0;
 	if (!waited_for)
 		return;
 	/* wrote nothing: there is no commit record to wait for */

@@ -483,7 +483,6 @@ capaccess_slot_inspect(int slot, CapaccessSlotView *view)
 	view->customer_id = (int64) pg_atomic_read_u64(&s->key);
 	view->scope = pg_atomic_read_u64(&s->scope);
 	view->holder = pg_atomic_read_u32(&s->holder);
-	view->queued = ((volatile CapaccessSlot *) s)->qhead >= 0;
 	for (;;)
 	{
 		uint32		before = pg_atomic_read_u32(&s->version);

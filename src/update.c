@@ -167,8 +167,8 @@ typedef struct CapaccessCall
  * plan, built once: custom plans would be planned again on each of the
  * first calls, and the UPDATEs run while the whole queue waits.
  */
-static SPIPlanPtr
-prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
+SPIPlanPtr
+capaccess_prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*plan == NULL)
 	{
@@ -199,11 +199,11 @@ plans_ensure(void)
 
 	if (plans_checked && plans_generation == capaccess_table_generation())
 		return;
-	plans[0] = prepare_once(&update_plan, update_sql, 4, update_argtypes);
-	plans[1] = prepare_once(&update_tid_plan, update_tid_sql, 5, update_argtypes);
-	plans[2] = prepare_once(&reset_plan, reset_sql, 2, update_argtypes);
-	plans[3] = prepare_once(&select_plan, select_sql, 1, update_argtypes);
-	plans[4] = prepare_once(&insert_plan, insert_sql, 3, insert_argtypes);
+	plans[0] = capaccess_prepare_once(&update_plan, update_sql, 4, update_argtypes);
+	plans[1] = capaccess_prepare_once(&update_tid_plan, update_tid_sql, 5, update_argtypes);
+	plans[2] = capaccess_prepare_once(&reset_plan, reset_sql, 2, update_argtypes);
+	plans[3] = capaccess_prepare_once(&select_plan, select_sql, 1, update_argtypes);
+	plans[4] = capaccess_prepare_once(&insert_plan, insert_sql, 3, insert_argtypes);
 	for (int i = 0; i < lengthof(plans); i++)
 	{
 		CachedPlan *cplan = SPI_plan_get_cached_plan(plans[i]);

@@ -8,6 +8,10 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use GateQueue;
+
 my $node = PostgreSQL::Test::Cluster->new('waits');
 $node->init;
 $node->append_conf('postgresql.conf',
@@ -18,31 +22,7 @@ CREATE EXTENSION capaccess;
 SELECT capaccess_register(i, 1000) FROM generate_series(1, 3) i;
 });
 
-# A session in the background, reporting SQLSTATEs with its errors.
-sub session
-{
-	my $s = $node->background_psql('postgres', on_error_stop => 0);
-	$s->query_safe('\set VERBOSITY verbose');
-	return $s;
-}
-
 sub pid_of { my ($s) = @_; return $s->query_safe('SELECT pg_backend_pid()'); }
-
-# Start a statement in $s that is expected to wait; returns at once.
-sub start
-{
-	my ($s, $sql) = @_;
-	$s->query_until(qr/started/, "\\echo started\n$sql;\n");
-}
-
-# Wait until $n backends sleep on a capaccess gate.
-sub gate_waiters_are
-{
-	my ($n) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT count(*) = $n FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
-	);
-}
 
 sub state_of
 {
@@ -52,7 +32,7 @@ sub state_of
 }
 
 # --- lock_timeout and statement_timeout -------------------------------------
-my $holder = session();
+my $holder = session($node);
 $holder->query_safe('BEGIN; SELECT clock FROM capaccess_update(1, 1)');
 
 my ($ret, $out, $err) = $node->psql('postgres',
@@ -68,16 +48,16 @@ like($err, qr/ERROR:  57014: canceling statement due to statement timeout/,
 # --- pg_cancel_backend on a waiter, FIFO order of the others -----------------
 # Waiters w1..w4 queue in this order; w2 is cancelled; when the holder
 # commits, the others get clocks 2, 3, 4 in arrival order.
-my @w = map { session() } 1 .. 4;
+my @w = map { session($node) } 1 .. 4;
 my @wpid = map { pid_of($_) } @w;
 for my $i (0 .. 3)
 {
 	start($w[$i], 'SELECT clock FROM capaccess_update(1, 1)');
-	ok(gate_waiters_are($i + 1), 'waiter w' . ($i + 1) . ' queued');
+	ok(waiting_are($node, 'Extension', $i + 1), 'waiter w' . ($i + 1) . ' queued');
 }
 my $w2pid = $wpid[1];
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($w2pid)");
-ok(gate_waiters_are(3), 'the cancelled waiter left the queue');
+ok(waiting_are($node, 'Extension', 3), 'the cancelled waiter left the queue');
 is($holder->query_safe('SELECT 1'), '1', 'the holder is unaffected by the cancel');
 $holder->query_safe('COMMIT');
 
@@ -96,14 +76,14 @@ is(state_of(1), '4/4', 'committed state: 4 units, clock 4');
 # --- a holder that goes away: terminate, disconnect, idle timeout ------------
 for my $how ('terminate', 'disconnect', 'idle timeout')
 {
-	my $h = session();
+	my $h = session($node);
 	$h->query_safe("SET idle_in_transaction_session_timeout = '500ms'")
 	  if $how eq 'idle timeout';
 	$h->query_safe('BEGIN; SELECT clock FROM capaccess_update(2, 5)');
 	my $hpid = pid_of($h);
-	my $waiter = session();
+	my $waiter = session($node);
 	start($waiter, 'SELECT clock, used FROM capaccess_update(2, 1)');
-	ok(gate_waiters_are(1), "$how: a waiter queues behind the holder");
+	ok(waiting_are($node, 'Extension', 1), "$how: a waiter queues behind the holder");
 
 	if ($how eq 'terminate')
 	{
@@ -126,7 +106,7 @@ is(state_of(2), '3/3', 'only the waiters\' updates were committed');
 
 # --- a cycle of three transactions -------------------------------------------
 # s1 holds 1 and wants 2, s2 holds 2 and wants 3, s3 holds 3 and wants 1.
-my @s = map { session() } 1 .. 3;
+my @s = map { session($node) } 1 .. 3;
 for my $i (0 .. 2)
 {
 	$s[$i]->query_safe("SET deadlock_timeout = '100ms'");

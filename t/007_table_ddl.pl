@@ -22,37 +22,6 @@ $node->append_conf('postgresql.conf',
 	"shared_preload_libraries = 'capaccess'\nlog_statement = none\n");
 $node->start;
 
-sub session
-{
-	my $s = $node->background_psql('postgres', on_error_stop => 0);
-	$s->query_safe('\set VERBOSITY verbose');
-	return $s;
-}
-
-# Start a statement in $s that is expected to wait; returns at once.
-sub start
-{
-	my ($s, $sql) = @_;
-	$s->query_until(qr/started/, "\\echo started\n$sql;\n");
-}
-
-# What the statement started in $s returned, or its error.
-sub outcome
-{
-	my ($s) = @_;
-	my $out = $s->query('SELECT 1');
-	return "error: $s->{stderr}" if $s->{stderr} =~ /ERROR/;
-	return $out =~ /^(?:(.*)\n)?1$/s ? ($1 // '') : "unexpected: $out";
-}
-
-sub lock_waiters_are
-{
-	my ($n) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT count(*) = $n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-	);
-}
-
 sub nothing_held
 {
 	my ($what) = @_;
@@ -68,7 +37,7 @@ sub nothing_held
 # locks before it queues is capaccess_table_open's doing, not planning's.
 sub hold_and_queue
 {
-	my $holder = session();
+	my $holder = session($node);
 	$holder->query_safe('BEGIN; SELECT clock FROM capaccess_update(1, 1)');
 	my $waiter = queue_on_gate($node, 1,
 		'DO $$ BEGIN PERFORM capaccess_update(2, 0); END $$; '
@@ -94,13 +63,13 @@ $node->safe_psql('postgres',
 # --- ADD COLUMN ---------------------------------------------------------
 {
 	my ($holder, $waiter) = hold_and_queue();
-	my $ddl = session();
+	my $ddl = session($node);
 	start($ddl,
 		"ALTER TABLE capaccess.customer ADD COLUMN note text DEFAULT 'added'");
-	ok(lock_waiters_are(1), 'ADD COLUMN waits for the holder and the queue');
-	my $late = session();
+	ok(waiting_are($node, 'Lock', 1), 'ADD COLUMN waits for the holder and the queue');
+	my $late = session($node);
 	start($late, 'SELECT clock FROM capaccess_update(1, 1)');
-	ok(lock_waiters_are(2), 'a call that comes later waits for ADD COLUMN');
+	ok(waiting_are($node, 'Lock', 2), 'a call that comes later waits for ADD COLUMN');
 	$holder->query_safe('COMMIT');
 
 	is(outcome($waiter), '2', 'the waiter builds on the commit (clock 2)');
@@ -116,12 +85,12 @@ $node->safe_psql('postgres',
 # --- DROP EXTENSION -----------------------------------------------------
 {
 	my ($holder, $waiter) = hold_and_queue();
-	my $ddl = session();
+	my $ddl = session($node);
 	start($ddl, 'DROP EXTENSION capaccess');
-	ok(lock_waiters_are(1), 'DROP EXTENSION waits for the holder and the queue');
-	my $late = session();
+	ok(waiting_are($node, 'Lock', 1), 'DROP EXTENSION waits for the holder and the queue');
+	my $late = session($node);
 	start($late, 'SELECT clock FROM capaccess_update(1, 1)');
-	ok(lock_waiters_are(2), 'a call that comes later waits for DROP EXTENSION');
+	ok(waiting_are($node, 'Lock', 2), 'a call that comes later waits for DROP EXTENSION');
 	$holder->query_safe('COMMIT');
 
 	is(outcome($waiter), '5', 'the waiter builds on the commit (clock 5)');

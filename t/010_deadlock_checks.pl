@@ -46,27 +46,6 @@ CREATE TABLE other (id int PRIMARY KEY);
 INSERT INTO other VALUES (1), (2);
 });
 
-sub session
-{
-	my $s = $node->background_psql('postgres', on_error_stop => 0);
-	$s->query_safe('\set VERBOSITY verbose');
-	return $s;
-}
-
-sub start
-{
-	my ($s, $sql) = @_;
-	$s->query_until(qr/started/, "\\echo started\n$sql;\n");
-}
-
-sub outcome
-{
-	my ($s) = @_;
-	my $out = $s->query('SELECT 1');
-	return "error: $s->{stderr}" if $s->{stderr} =~ /ERROR/;
-	return $out =~ /^(?:(.*)\n)?1$/s ? ($1 // '') : "unexpected: $out";
-}
-
 sub stat_of
 {
 	my ($col) = @_;
@@ -77,9 +56,9 @@ sub stat_of
 # --- 1. bounded cost ------------------------------------------------------
 {
 	my $waiters = 40;
-	my $row = session();
+	my $row = session($node);
 	$row->query_safe('BEGIN; UPDATE other SET id = 1 WHERE id = 1');
-	my $holder = session();
+	my $holder = session($node);
 	$holder->query_safe('BEGIN; SELECT clock FROM capaccess_update(1, 1)');
 	start($holder, 'UPDATE other SET id = 1 WHERE id = 1');
 	my @w = map { queue_on_gate($node, $_, 'SELECT clock FROM capaccess_update(1, 1);') }
@@ -109,15 +88,13 @@ sub stat_of
 # --- 2. a cycle through the second waiter ---------------------------------
 {
 	my $deadlocks = stat_of('deadlocks');
-	my $holder = session();
+	my $holder = session($node);
 	$holder->query_safe('BEGIN; SELECT clock FROM capaccess_update(2, 1)');
 	my $first = queue_on_gate($node, 1, 'SELECT clock FROM capaccess_update(2, 1);');
-	my $second = session();
+	my $second = session($node);
 	$second->query_safe('BEGIN; UPDATE other SET id = 2 WHERE id = 2');
 	start($second, 'SELECT clock FROM capaccess_update(2, 1)');
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 2 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
-	) or die 'the second waiter did not queue';
+	waiting_are($node, 'Extension', 2) or die 'the second waiter did not queue';
 	# the holder now waits for the second waiter's row: a cycle holder ->
 	# second -> holder, which only the first waiter's walk can see
 	start($holder, 'UPDATE other SET id = 2 WHERE id = 2');
@@ -172,21 +149,19 @@ END;
 	$node->safe_psql('postgres',
 		"ALTER SYSTEM SET deadlock_timeout = '60s'; SELECT pg_reload_conf()");
 	my $deadlocks = stat_of('deadlocks');
-	my $a = session();
+	my $a = session($node);
 	$a->query_safe('BEGIN; SELECT clock FROM capaccess_update(3, 1)');
-	my $z = session();
+	my $z = session($node);
 	$z->query_safe('BEGIN');
 	start($z, 'SELECT clock FROM capaccess_update(3, 1)');
-	my $x = session();
+	my $x = session($node);
 	$x->query_safe('BEGIN; SELECT clock FROM capaccess_update(4, 1)');
 	start($x, 'SELECT clock FROM capaccess_update(3, 1)');
-	my $w = session();
+	my $w = session($node);
 	$w->query_safe(
 		"SET deadlock_timeout = '100ms'; SET capaccess.deadlock_walk_delay = '3s'");
 	start($w, 'SELECT clock FROM capaccess_update(4, 1)');
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 3 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
-	) or die 'Z, X and W did not queue';
+	waiting_are($node, 'Extension', 3) or die 'Z, X and W did not queue';
 
 	# W's first walk has read W -> X -> A and pauses; change the graph
 	sleep 1;
@@ -194,9 +169,7 @@ END;
 	like(outcome($z), qr/^\d+$/, 'A commits and hands gate 3 to Z');
 	$a->query_safe('BEGIN');
 	start($a, 'SELECT clock FROM capaccess_update(4, 1)');
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 3 FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
-	) or die 'A did not queue on gate 4';
+	waiting_are($node, 'Extension', 3) or die 'A did not queue on gate 4';
 
 	# the walk goes on, reads A -> X, and must not blame anyone
 	sleep 4;
