@@ -8,7 +8,10 @@ OBJS = \
 	src/deadlock.o \
 	src/fnv1a.o \
 	src/gate.o \
+	src/idle.o \
 	src/json_api.o \
+	src/monitor.o \
+	src/peek.o \
 	src/slots.o \
 	src/stats.o \
 	src/table.o \

@@ -57,3 +57,92 @@ REVOKE ALL ON FUNCTION @extschema@.capaccess_unregister(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capaccess_reset(bigint, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capaccess_reset_all(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.capaccess_counters() FROM PUBLIC;
+
+-- The access text has a maximum length (the C functions check the same,
+-- CAPACCESS_ACCESS_MAX).  NOT VALID: rows written before the update are
+-- not checked, so the update never fails on them; VALIDATE CONSTRAINT
+-- checks them once they are fixed.
+ALTER TABLE capaccess.customer
+	ADD CONSTRAINT access_max_length
+	CHECK (pg_catalog.octet_length(access) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
+
+-- One function per right (see the README's "Security").  An application
+-- role is granted capaccess_consume: it changes nothing but used.
+CREATE FUNCTION @extschema@.capaccess_consume(customer_id bigint,
+											  consume bigint DEFAULT 1,
+											  OUT updated boolean,
+											  OUT reason text,
+											  OUT used bigint,
+											  OUT cap bigint,
+											  OUT access text,
+											  OUT clock bigint,
+											  OUT seq bigint,
+											  OUT state_hash bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'capaccess_consume'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.capaccess_consume(bigint, bigint) IS
+'consume units of a customer (a negative amount is a refund) under its gate; changes nothing but used';
+
+-- Reading without consuming: the committed state, without taking the gate.
+CREATE FUNCTION @extschema@.capaccess_peek(customer_id bigint,
+										   OUT used bigint,
+										   OUT cap bigint,
+										   OUT remaining bigint,
+										   OUT access text,
+										   OUT clock bigint,
+										   OUT seq bigint,
+										   OUT state_hash bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'capaccess_peek'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 1;
+
+COMMENT ON FUNCTION @extschema@.capaccess_peek(bigint) IS
+'a customer''s committed state, read without taking or waiting for its gate; no row if there is no such customer';
+
+-- Seeing the gates, which pg_locks does not show.
+CREATE FUNCTION @extschema@.capaccess_gates(OUT database name,
+											OUT customer_id bigint,
+											OUT holder_pid integer,
+											OUT held_since timestamptz,
+											OUT waiters integer,
+											OUT oldest_waiter_pid integer,
+											OUT oldest_wait_since timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'capaccess_gates'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION @extschema@.capaccess_gates() IS
+'one row per capaccess gate held or waited for, in every database of the server';
+
+CREATE FUNCTION @extschema@.capaccess_blocking_pids(pid integer)
+RETURNS integer[]
+AS 'MODULE_PATHNAME', 'capaccess_blocking_pids'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION @extschema@.capaccess_blocking_pids(integer) IS
+'the process holding the capaccess gate that pid waits for, as pg_blocking_pids does for locks';
+
+CREATE FUNCTION @extschema@.capaccess_stats_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'capaccess_stats_reset'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION @extschema@.capaccess_stats_reset() IS
+'set every capaccess counter to zero, for the whole server';
+
+REVOKE ALL ON FUNCTION @extschema@.capaccess_consume(bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capaccess_peek(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capaccess_gates() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capaccess_blocking_pids(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.capaccess_stats_reset() FROM PUBLIC;
+
+-- pg_monitor may watch: the counters and who holds or waits for which gate,
+-- what pg_locks and pg_stat_activity already show it for other waits.  Not
+-- capaccess_verify (it reads every customer's row) nor
+-- capaccess_stats_reset (it changes what others measure).
+GRANT EXECUTE ON FUNCTION @extschema@.capaccess_stats() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION @extschema@.capaccess_counters() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION @extschema@.capaccess_gates() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION @extschema@.capaccess_blocking_pids(integer) TO pg_monitor;

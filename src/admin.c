@@ -86,6 +86,7 @@ capaccess_unregister(PG_FUNCTION_ARGS)
 	uint64		scope;
 	CapaccessSpi spi;
 	bool		held_before;
+	bool		gated;
 	bool		deleted;
 	int			rc;
 
@@ -104,9 +105,20 @@ capaccess_unregister(PG_FUNCTION_ARGS)
 	(void) capaccess_prepare_once(&delete_plan, delete_sql, 1, &argtype);
 
 	held_before = capaccess_gate_is_held(scope, customer_id);
+	gated = held_before;
 	if (!held_before)
-		(void) capaccess_gate_acquire(capaccess_slot_pin(scope, customer_id, true),
-									  scope, customer_id);
+	{
+		int			slot = capaccess_slot_pin(scope, customer_id, true);
+
+		/* without a slot, the DELETE's row lock orders it */
+		if (slot >= 0)
+		{
+			(void) capaccess_gate_acquire(slot, scope, customer_id);
+			gated = true;
+		}
+		else
+			pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
+	}
 
 	rc = SPI_execute_plan(delete_plan, &arg, NULL, false, 0);
 	if (rc != SPI_OK_DELETE)
@@ -114,9 +126,9 @@ capaccess_unregister(PG_FUNCTION_ARGS)
 	deleted = SPI_processed > 0;
 
 	/* the cache goes at commit; if there was nothing, at once */
-	if (deleted)
+	if (deleted && gated)
 		capaccess_gate_stage_gone(scope, customer_id);
-	else if (!held_before)
+	else if (gated && !held_before)
 		capaccess_gate_give_back(scope, customer_id, NULL);
 
 	capaccess_spi_finish(&spi);
@@ -193,15 +205,27 @@ capaccess_reset_all(PG_FUNCTION_ARGS)
 	count = (int64) SPI_processed;
 	capaccess_spi_finish(&spi);
 
-	/* 2. the busy ones, each in its turn at its gate */
-	for (int i = 0; i < nbusy; i++)
+	/*
+	 * 2. the busy ones, each in its turn at its gate; as many gates as that
+	 * takes, beyond capaccess.max_gates_per_transaction
+	 */
+	capaccess_gate_set_limit_exempt(true);
+	PG_TRY();
 	{
-		CapaccessResult r;
+		for (int i = 0; i < nbusy; i++)
+		{
+			CapaccessResult r;
 
-		capaccess_do_reset(busy[i], new_used, &r);
-		if (r.updated)
-			count++;
+			capaccess_do_reset(busy[i], new_used, &r);
+			if (r.updated)
+				count++;
+		}
 	}
+	PG_FINALLY();
+	{
+		capaccess_gate_set_limit_exempt(false);
+	}
+	PG_END_TRY();
 
 	table_close(rel, NoLock);
 	PG_RETURN_INT64(count);

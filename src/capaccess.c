@@ -40,6 +40,9 @@ PG_MODULE_MAGIC;
 int			capaccess_max_customers = 10000;
 bool		capaccess_early_release = true;
 int			capaccess_deadlock_walk_delay = 0;
+int			capaccess_max_gates_per_transaction = 1000;
+int			capaccess_idle_holder_timeout = 10 * 1000;
+int			capaccess_database_slot_share = 50;
 
 CapaccessShared *capaccess_shared = NULL;
 
@@ -114,6 +117,41 @@ _PG_init(void)
 							GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("capaccess.max_gates_per_transaction",
+							"Most customer gates one transaction may hold at once.",
+							"Each held gate keeps its customer's other callers waiting "
+							"until the transaction ends, and keeps a slot pinned.",
+							&capaccess_max_gates_per_transaction,
+							1000,
+							1,
+							INT_MAX / 2,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("capaccess.idle_holder_timeout",
+							"Ends a session that is idle in transaction while it holds a gate others wait for.",
+							"Zero turns this off.  A holder nobody waits for is never ended.",
+							&capaccess_idle_holder_timeout,
+							10 * 1000,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("capaccess.database_slot_share",
+							"Percentage of the slots that the customers of one database may have in use at once.",
+							"A call that finds its database's share used up goes without "
+							"a slot, relying on the row lock alone.",
+							&capaccess_database_slot_share,
+							50,
+							1,
+							100,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("capaccess");
 
 	prev_shmem_request_hook = shmem_request_hook;
@@ -122,6 +160,7 @@ _PG_init(void)
 	shmem_startup_hook = capaccess_shmem_startup;
 
 	capaccess_gate_register_callbacks();
+	capaccess_idle_install_hook();
 }
 
 static void
@@ -180,6 +219,14 @@ capaccess_shmem_startup(void)
 		pg_atomic_init_u64(&c->early_releases, 0);
 		pg_atomic_init_u64(&c->deadlock_checks, 0);
 		pg_atomic_init_u64(&c->stale_caches, 0);
+		pg_atomic_init_u64(&c->slotless, 0);
+		pg_atomic_init_u64(&c->gate_limit_errors, 0);
+		pg_atomic_init_u64(&c->idle_holders_ended, 0);
+		for (int i = 0; i <= CAPACCESS_DB_SHARES; i++)
+		{
+			pg_atomic_init_u32(&capaccess_shared->dbshares[i].dbid, 0);
+			pg_atomic_init_u32(&capaccess_shared->dbshares[i].pinned, 0);
+		}
 
 		capaccess_slots_init(capaccess_shared->slots, capaccess_max_customers);
 
@@ -190,7 +237,10 @@ capaccess_shmem_startup(void)
 			p->next = -1;
 			p->prev = -1;
 			p->waiting_for = 0;
+			p->wait_since = 0;
 			p->granted_at = 0;
+			p->idle_ended_pid = 0;
+			p->idle_ended_customer = 0;
 			pg_atomic_init_u32(&p->waiting_slot, 0);
 			pg_atomic_init_u32(&p->granted, 0);
 			pg_atomic_init_u32(&p->wait_seq, 0);
@@ -214,4 +264,16 @@ capaccess_check_loaded(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("capaccess must be loaded via \"shared_preload_libraries\""),
 				 errhint("Add capaccess to \"shared_preload_libraries\" in postgresql.conf and restart the server.")));
+}
+
+/* An access text must fit the table's CHECK access_max_length. */
+void
+capaccess_check_access_length(size_t len)
+{
+	if (len > CAPACCESS_ACCESS_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("access text is too long"),
+				 errdetail("It is %zu bytes long; at most %d bytes are allowed.",
+						   len, CAPACCESS_ACCESS_MAX)));
 }

@@ -46,6 +46,20 @@
 /* Longest access text (in bytes) that a slot's cache can hold. */
 #define CAPACCESS_ACCESS_CACHE	48
 
+/*
+ * Longest access text (in bytes) a customer may have: the table's CHECK
+ * access_max_length says the same.  It keeps a row well below the size at
+ * which PostgreSQL moves values to TOAST, and bounds the hashing done under
+ * a gate.
+ */
+#define CAPACCESS_ACCESS_MAX	1024
+
+/* Largest jsonb argument (in bytes) of capaccess_update(jsonb, jsonb). */
+#define CAPACCESS_JSONB_MAX		8192
+
+/* Databases whose pinned slots are counted separately (see slots.c). */
+#define CAPACCESS_DB_SHARES		64
+
 /* How many slots from its home a customer may be placed at. */
 #define CAPACCESS_PROBE_WINDOW	64
 
@@ -91,9 +105,12 @@ typedef struct CapaccessSlot
 	/* the gate */
 	pg_atomic_uint32 holder;	/* 0 when free, else holder's pgprocno + 1 */
 	pg_atomic_uint64 releases;	/* times a holder gave the gate up */
-	slock_t		qlock;			/* protects qhead, qtail and waiters' links */
+	slock_t		qlock;			/* protects qhead, qtail, nwaiters, held_since
+								 * and waiters' links */
 	int			qhead;			/* first waiter's pgprocno, or -1 */
 	int			qtail;			/* last waiter's pgprocno, or -1 */
+	int			nwaiters;		/* length of the queue */
+	TimestampTz held_since;		/* when the holder got the gate */
 
 	/* cache of the last committed state, a seqlock */
 	pg_atomic_uint32 version;	/* odd while the cache is being written */
@@ -115,7 +132,11 @@ typedef struct CapaccessProc
 	pg_atomic_uint32 victim_of; /* wait_seq of the wait a deadlock check chose
 								 * to end, or 0 (deadlock.c) */
 	int64		waiting_for;	/* customer id waited for, for messages */
+	TimestampTz wait_since;		/* when this backend queued */
 	TimestampTz granted_at;		/* when the gate was handed to us */
+	int			idle_ended_pid; /* set by a waiter that ends this backend for
+								 * holding a gate while idle (idle.c) */
+	int64		idle_ended_customer;	/* the gate it held */
 	char		deadlock_detail[CAPACCESS_DEADLOCK_DETAIL]; /* the cycle, for the
 															 * victim */
 } CapaccessProc;
@@ -140,7 +161,20 @@ typedef struct CapaccessCounters
 	pg_atomic_uint64 deadlock_checks;	/* walks of the wait-for graph */
 	pg_atomic_uint64 stale_caches;	/* cached states found superseded by a
 									 * write that bypassed the gate */
+	pg_atomic_uint64 slotless;	/* calls that found no slot and relied on the
+								 * row lock alone */
+	pg_atomic_uint64 gate_limit_errors; /* calls refused by
+										 * capaccess.max_gates_per_transaction */
+	pg_atomic_uint64 idle_holders_ended;	/* sessions ended by
+											 * capaccess.idle_holder_timeout */
 } CapaccessCounters;
+
+/* How many slots one database's customers have pinned (slots.c). */
+typedef struct CapaccessDbShare
+{
+	pg_atomic_uint32 dbid;		/* 0 while the entry is unused */
+	pg_atomic_uint32 pinned;
+} CapaccessDbShare;
 
 typedef struct CapaccessShared
 {
@@ -148,6 +182,8 @@ typedef struct CapaccessShared
 	int			nslots;
 	int			nprocs;
 	CapaccessCounters counters;
+	/* one entry per database, and a last one shared by any beyond those */
+	CapaccessDbShare dbshares[CAPACCESS_DB_SHARES + 1];
 	CapaccessSlot *slots;		/* nslots entries, in this segment */
 	CapaccessProc *procs;		/* nprocs entries, in this segment */
 } CapaccessShared;
@@ -183,7 +219,11 @@ capaccess_proc_at(int procno)
 extern int	capaccess_max_customers;
 extern bool capaccess_early_release;
 extern int	capaccess_deadlock_walk_delay;
+extern int	capaccess_max_gates_per_transaction;
+extern int	capaccess_idle_holder_timeout;
+extern int	capaccess_database_slot_share;
 extern void capaccess_check_loaded(void);
+extern void capaccess_check_access_length(size_t len);
 
 /* slots.c */
 extern Size capaccess_slots_size(int nslots);
@@ -201,6 +241,7 @@ extern void capaccess_slot_write_cache(int slot, const CapaccessState *state);
 extern void capaccess_slot_forget_cache(int slot);
 extern bool capaccess_slot_inspect(int slot, CapaccessSlotView *view);
 extern int64 *capaccess_slot_busy_customers(uint64 scope, int *n);
+extern int	capaccess_slot_database_pinned(Oid dbid);
 
 /* gate.c */
 extern void capaccess_gate_register_callbacks(void);
@@ -211,6 +252,12 @@ extern void capaccess_gate_stage(uint64 scope, int64 customer_id,
 extern void capaccess_gate_stage_gone(uint64 scope, int64 customer_id);
 extern void capaccess_gate_give_back(uint64 scope, int64 customer_id,
 									 const CapaccessState *committed);
+extern void capaccess_gate_set_limit_exempt(bool exempt);
+
+/* idle.c */
+extern void capaccess_idle_install_hook(void);
+extern TimestampTz capaccess_idle_holder_check(int slot, int64 customer_id,
+											   TimestampTz now);
 
 /* deadlock.c */
 extern bool capaccess_deadlock_should_check(int slot);

@@ -33,7 +33,10 @@
  * gate meanwhile, it releases it at once as above; otherwise it unlinks its
  * node, which is O(1) in a doubly linked list.
  *
- * Commit and abort.  The gate is held until the top-level transaction ends.
+ * Commit and abort.  The gate is held until the top-level transaction ends,
+ * or until the subtransaction that took it rolls back: like a row lock, a
+ * gate taken after a savepoint goes with ROLLBACK TO SAVEPOINT, since what
+ * it protected is gone.
  * The state written by the transaction's UPDATEs is staged in backend-local
  * memory; the commit callback (after the transaction is visible to new
  * snapshots) publishes it to the slot cache and then releases the gate, so
@@ -73,6 +76,11 @@
  * confirm what it saw, every release of a gate bumps the slot's counter
  * "releases", and every time a backend queues it bumps its "wait_seq",
  * both under qlock.
+ *
+ * Limits.  A transaction may hold at most capaccess.max_gates_per_transaction
+ * gates (capaccess_reset_all's are not counted).  The first waiter of a
+ * queue also watches the holder, and ends its session if it stays idle in
+ * transaction longer than capaccess.idle_holder_timeout (idle.c).
  *
  * Scope.  A held gate is known by its customer's scope (database and table)
  * and id, so that a transaction that drops and re-creates the extension
@@ -115,6 +123,7 @@ typedef struct HeldGate
 	int64		customer_id;
 	int			slot;
 	TimestampTz taken_at;		/* for capaccess_stats() */
+	SubTransactionId taken_subid;	/* the subtransaction that took it */
 	PendingKind pending;
 	SubTransactionId pending_subid;
 	CapaccessState state;
@@ -132,6 +141,9 @@ static bool exit_hook_registered = false;
 
 /* This transaction commits asynchronously and flushes after the release. */
 static bool flush_after_release = false;
+
+/* Gates taken now do not count against max_gates_per_transaction. */
+static bool limit_exempt = false;
 
 static void gate_xact_callback(XactEvent event, void *arg);
 static void gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -171,6 +183,8 @@ gate_handoff(int slot, TimestampTz now)
 	{
 		CapaccessProc *w = capaccess_proc_at(next);
 
+		s->nwaiters--;
+		s->held_since = now;
 		s->qhead = w->next;
 		if (s->qhead >= 0)
 			capaccess_proc_at(s->qhead)->prev = -1;
@@ -224,6 +238,7 @@ gate_leave_queue(bool keep_if_granted)
 			s->qtail = mine->prev;
 		mine->next = -1;
 		mine->prev = -1;
+		s->nwaiters--;
 	}
 	pg_atomic_write_u32(&mine->waiting_slot, 0);
 	pg_atomic_write_u32(&mine->victim_of, 0);
@@ -316,6 +331,7 @@ held_add(int slot, uint64 scope, int64 customer_id, TimestampTz now)
 	h->customer_id = customer_id;
 	h->slot = slot;
 	h->taken_at = now;
+	h->taken_subid = GetCurrentSubTransactionId();
 	h->pending = PENDING_NONE;
 	h->pending_subid = InvalidSubTransactionId;
 }
@@ -332,6 +348,7 @@ gate_sleep(int slot, int64 customer_id, uint32 wait_seq)
 	CapaccessProc *mine = capaccess_proc_at(MyProc->pgprocno);
 	TimestampTz start = GetCurrentTimestamp();
 	TimestampTz next_check = TimestampTzPlusMilliseconds(start, DeadlockTimeout);
+	TimestampTz next_idle_check = start;
 	TimestampTz deadline = 0;
 
 	if (LockTimeout > 0)
@@ -371,8 +388,15 @@ gate_sleep(int slot, int64 customer_id, uint32 wait_seq)
 													 DeadlockTimeout);
 			continue;
 		}
+		if (now >= next_idle_check)
+		{
+			next_idle_check = capaccess_idle_holder_check(slot, customer_id, now);
+			continue;
+		}
 
 		wake = next_check;
+		if (next_idle_check < wake)
+			wake = next_idle_check;
 		if (deadline != 0 && deadline < wake)
 			wake = deadline;
 		timeout_ms = (long) ((wake - now + 999) / 1000);
@@ -409,6 +433,16 @@ capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
 		capaccess_slot_unpin(slot);
 		return false;
 	}
+	if (nheld >= capaccess_max_gates_per_transaction && !limit_exempt)
+	{
+		pg_atomic_fetch_add_u64(&capaccess_shared->counters.gate_limit_errors, 1);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many capaccess gates held by one transaction"),
+				 errdetail("The transaction holds the gates of %d customers, the most that \"capaccess.max_gates_per_transaction\" allows.",
+						   nheld),
+				 errhint("Commit more often, or ask a superuser to raise \"capaccess.max_gates_per_transaction\".")));
+	}
 
 	if (!exit_hook_registered)
 	{
@@ -421,17 +455,22 @@ capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
 	/* uncontended: the gate is free, so nobody waits for it either */
 	if (pg_atomic_compare_exchange_u32(&s->holder, &expected, (uint32) me + 1))
 	{
-		held_add(slot, scope, customer_id, GetCurrentTimestamp());
+		now = GetCurrentTimestamp();
+		/* for capaccess_gates() only; a reader may see the previous one */
+		s->held_since = now;
+		held_add(slot, scope, customer_id, now);
 		return false;
 	}
 
 	mine = capaccess_proc_at(me);
+	now = GetCurrentTimestamp();
 	SpinLockAcquire(&s->qlock);
 	expected = 0;
 	if (pg_atomic_compare_exchange_u32(&s->holder, &expected, (uint32) me + 1))
 	{
+		s->held_since = now;
 		SpinLockRelease(&s->qlock);
-		held_add(slot, scope, customer_id, GetCurrentTimestamp());
+		held_add(slot, scope, customer_id, now);
 		return false;
 	}
 	wait_seq = pg_atomic_read_u32(&mine->wait_seq) + 1;
@@ -440,6 +479,7 @@ capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
 	pg_atomic_write_u32(&mine->wait_seq, wait_seq);
 	pg_atomic_write_u32(&mine->granted, 0);
 	mine->waiting_for = customer_id;
+	mine->wait_since = now;
 	mine->next = -1;
 	mine->prev = s->qtail;
 	if (s->qtail >= 0)
@@ -447,6 +487,7 @@ capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
 	else
 		s->qhead = me;
 	s->qtail = me;
+	s->nwaiters++;
 	pg_atomic_write_u32(&mine->waiting_slot, (uint32) slot + 1);
 	waiting_slot = slot;
 	SpinLockRelease(&s->qlock);
@@ -634,6 +675,35 @@ gate_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * A subtransaction rolled back: release the gates it (or its children)
+ * took.  What was written under them is rolled back too, so the cache keeps
+ * the last committed state; if anything was staged, it is dropped anyway,
+ * to be read again.  Cannot fail.
+ */
+static void
+gate_release_taken_since(SubTransactionId subid)
+{
+	TimestampTz now = 0;
+
+	for (int i = nheld - 1; i >= 0; i--)
+	{
+		HeldGate   *h = &held[i];
+		int			slot = h->slot;
+
+		if (h->taken_subid < subid)
+			continue;
+		if (now == 0)
+			now = GetCurrentTimestamp();
+		if (h->pending != PENDING_NONE)
+			capaccess_slot_forget_cache(slot);
+		count_release(h, now);
+		held[i] = held[--nheld];
+		gate_handoff(slot, now);
+		capaccess_slot_drop_kept_pin(slot);
+	}
+}
+
 static void
 gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
@@ -646,10 +716,15 @@ gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 		capaccess_slot_reparent_loose_pins(mySubid, parentSubid);
 
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		gate_release_taken_since(mySubid);
+
 	for (int i = 0; i < nheld; i++)
 	{
 		HeldGate   *h = &held[i];
 
+		if (event == SUBXACT_EVENT_COMMIT_SUB && h->taken_subid == mySubid)
+			h->taken_subid = parentSubid;
 		if (h->pending == PENDING_NONE)
 			continue;
 		if (event == SUBXACT_EVENT_ABORT_SUB && h->pending_subid >= mySubid)
@@ -657,6 +732,16 @@ gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		else if (event == SUBXACT_EVENT_COMMIT_SUB && h->pending_subid == mySubid)
 			h->pending_subid = parentSubid;
 	}
+}
+
+/*
+ * capaccess_reset_all takes the gates of the busy customers one by one, as
+ * many as there are: those are not counted against the limit.
+ */
+void
+capaccess_gate_set_limit_exempt(bool exempt)
+{
+	limit_exempt = exempt;
 }
 
 void

@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -138,6 +139,7 @@ take_data(const char *argname, char *key, JsonbValue *v, JsonArgs *a)
 			return;
 		if (v->type != jbvString)
 			bad_key(argname, key, "expected a string");
+		capaccess_check_access_length(v->val.string.len);
 		a->access = pnstrdup(v->val.string.val, v->val.string.len);
 	}
 	else
@@ -203,6 +205,19 @@ capaccess_update_jsonb(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("capaccess_update query and data must not be null"),
 				 errhint("Pass '{}' as data to change nothing but the clock.")));
+
+	for (int i = 0; i < 2; i++)
+	{
+		/* before detoasting it: the size is in the header */
+		Size		size = toast_raw_datum_size(PG_GETARG_DATUM(i));
+
+		if (size > CAPACCESS_JSONB_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("capaccess_update %s is too large", i == 0 ? "query" : "data"),
+					 errdetail("It is %zu bytes; at most %d bytes are accepted.",
+							   size, CAPACCESS_JSONB_MAX)));
+	}
 
 	walk_object(PG_GETARG_JSONB_P(0), "query", &a, take_query);
 	if (!a.has_customer)

@@ -33,7 +33,20 @@
  * CAS (ACTIVE/pins 0 -> CLAIMING/pins 1, generation + 1).  Because every
  * insertion of C happens under the same spinlock after a fresh lookup, and
  * a pinned slot is never reclaimed, C never has two slots at once.  If the
- * whole window is pinned, the call fails with 53400.
+ * whole window is pinned, C gets no slot: its calls rely on the row lock of
+ * their UPDATE alone (update.c), correct but without the gate's order.
+ *
+ * Each database's share.  Slots are shared by every database of the
+ * server, and a pinned slot cannot be taken back, so a database could
+ * otherwise pin them all and leave the others none.  The slots a database
+ * has pinned (pins > 0) are counted in its CapaccessDbShare entry: a pin
+ * that takes a slot from 0 pins to 1 first reserves a place there, and
+ * gets no slot if the database already has capaccess.database_slot_share
+ * percent of them pinned; the unpin that brings a slot back to 0 gives the
+ * place back.  Pinning a slot that is pinned already costs nothing there,
+ * so a thousand waiters on one customer count once.  The first
+ * CAPACCESS_DB_SHARES databases to use capaccess get an entry each; any
+ * beyond share the last entry.
  *
  * Pins.  A backend pins a slot at most once for each gate it holds or waits
  * for, plus at most CAPACCESS_MAX_LOOSE_PINS "loose" pins of calls in
@@ -91,6 +104,9 @@ typedef struct LoosePin
 static LoosePin loose_pins[CAPACCESS_MAX_LOOSE_PINS];
 static int	nloose_pins = 0;
 
+/* This backend's database's entry of the shares, once looked up. */
+static CapaccessDbShare *my_share = NULL;
+
 /* Sleep on a torn seqlock read after this many spins. */
 #define SEQLOCK_SPINS	100
 
@@ -116,6 +132,8 @@ capaccess_slots_init(CapaccessSlot *slots, int nslots)
 		SpinLockInit(&s->qlock);
 		s->qhead = -1;
 		s->qtail = -1;
+		s->nwaiters = 0;
+		s->held_since = 0;
 		pg_atomic_init_u32(&s->version, 0);
 		s->loaded = false;
 		memset(&s->state, 0, sizeof(CapaccessState));
@@ -142,12 +160,83 @@ slot_window(int nslots)
 	return Min(nslots, CAPACCESS_PROBE_WINDOW);
 }
 
+/* The entry of the shares that counts this backend's database's pins. */
+static CapaccessDbShare *
+share_mine(void)
+{
+	CapaccessDbShare *shares = capaccess_shared->dbshares;
+
+	if (my_share != NULL)
+		return my_share;
+	Assert(OidIsValid(MyDatabaseId));
+	for (int i = 0; i < CAPACCESS_DB_SHARES && my_share == NULL; i++)
+	{
+		uint32		dbid = pg_atomic_read_u32(&shares[i].dbid);
+
+		if (dbid == 0)
+		{
+			/* a free entry: take it, unless somebody just did */
+			if (pg_atomic_compare_exchange_u32(&shares[i].dbid, &dbid,
+											   (uint32) MyDatabaseId))
+				my_share = &shares[i];
+		}
+		if (my_share == NULL && dbid == (uint32) MyDatabaseId)
+			my_share = &shares[i];
+	}
+	if (my_share == NULL)
+		my_share = &shares[CAPACCESS_DB_SHARES];
+	return my_share;
+}
+
+/* Most slots one database may have pinned at once. */
+static uint32
+share_limit(void)
+{
+	int64		limit = (int64) capaccess_shared->nslots *
+	capaccess_database_slot_share / 100;
+
+	return (uint32) Max(limit, 1);
+}
+
+/* Reserve a place for one more pinned slot; false if the share is full. */
+static bool
+share_reserve(void)
+{
+	CapaccessDbShare *share = share_mine();
+
+	if (pg_atomic_fetch_add_u32(&share->pinned, 1) >= share_limit())
+	{
+		pg_atomic_fetch_sub_u32(&share->pinned, 1);
+		return false;
+	}
+	return true;
+}
+
+static void
+share_release(void)
+{
+	pg_atomic_fetch_sub_u32(&share_mine()->pinned, 1);
+}
+
+/* How many slots the database has pinned, for tests and monitoring. */
+int
+capaccess_slot_database_pinned(Oid dbid)
+{
+	CapaccessDbShare *shares = capaccess_shared->dbshares;
+
+	for (int i = 0; i < CAPACCESS_DB_SHARES; i++)
+		if (pg_atomic_read_u32(&shares[i].dbid) == (uint32) dbid)
+			return (int) pg_atomic_read_u32(&shares[i].pinned);
+	return -1;
+}
+
 /*
  * Look for the customer in its window and pin its slot.  Returns the slot
- * index, or -1 if the customer has no slot.
+ * index, or -1 if the customer has no slot.  *share_full is set if it has
+ * one but the database's share did not allow pinning it.
  */
 static int
-slot_lookup_pin(uint64 scope, int64 customer_id)
+slot_lookup_pin(uint64 scope, int64 customer_id, bool *share_full)
 {
 	CapaccessSlot *slots = capaccess_shared->slots;
 	int			nslots = capaccess_shared->nslots;
@@ -162,6 +251,8 @@ slot_lookup_pin(uint64 scope, int64 customer_id)
 
 		for (;;)
 		{
+			bool		reserved = false;
+
 			if (CTL_STATE(ctl) != SLOT_ACTIVE)
 				break;
 			pg_read_barrier();
@@ -169,6 +260,16 @@ slot_lookup_pin(uint64 scope, int64 customer_id)
 				pg_atomic_read_u64(&s->scope) != scope)
 				break;
 			Assert(CTL_PINS(ctl) < CTL_PINS_MAX);
+			/* the first pin takes a place in the database's share */
+			if (CTL_PINS(ctl) == 0)
+			{
+				if (!share_reserve())
+				{
+					*share_full = true;
+					return -1;
+				}
+				reserved = true;
+			}
 			/* CAS fails if the slot changed hands since ctl was read */
 			if (pg_atomic_compare_exchange_u64(&s->ctl, &ctl,
 											   CTL_MAKE(CTL_GEN(ctl),
@@ -176,6 +277,8 @@ slot_lookup_pin(uint64 scope, int64 customer_id)
 														SLOT_ACTIVE)))
 				return idx;
 			/* ctl now holds the current value; look again */
+			if (reserved)
+				share_release();
 		}
 		if (CTL_STATE(ctl) == SLOT_EMPTY)
 			break;
@@ -185,8 +288,8 @@ slot_lookup_pin(uint64 scope, int64 customer_id)
 
 /*
  * Give the customer a slot, pinned.  Called with the home slot's claim
- * spinlock held, after a lookup found nothing.  Returns -1 if every slot of the
- * window is in use.
+ * spinlock held, after a lookup found nothing, and with a place reserved in
+ * the database's share.  Returns -1 if every slot of the window is in use.
  */
 static int
 slot_claim_locked(uint64 scope, int64 customer_id)
@@ -264,18 +367,24 @@ unpin(int slot)
 													CTL_STATE(ctl))))
 			break;
 	}
+	/* the last pin gives the database's place back */
+	if (CTL_PINS(ctl) == 1)
+		share_release();
 }
 
 /*
  * Find the customer's slot and pin it, as a loose pin of this call.  With
- * create, a slot is claimed when the customer has none; otherwise -1 is
- * returned then.
+ * create, a slot is claimed when the customer has none.  Returns -1 when
+ * the customer has no slot (and create is false), when no slot of its
+ * window is free, or when the database has its whole share pinned: the
+ * caller then goes without one.
  */
 int
 capaccess_slot_pin(uint64 scope, int64 customer_id, bool create)
 {
 	CapaccessSlot *home_slot;
 	int			idx;
+	bool		share_full = false;
 
 	if (nloose_pins >= CAPACCESS_MAX_LOOSE_PINS)
 		ereport(ERROR,
@@ -284,27 +393,24 @@ capaccess_slot_pin(uint64 scope, int64 customer_id, bool create)
 				 errdetail("A call of a capaccess function may run at most %d others inside it, through triggers.",
 						   CAPACCESS_MAX_LOOSE_PINS - 1)));
 
-	idx = slot_lookup_pin(scope, customer_id);
-	if (idx < 0 && create)
+	idx = slot_lookup_pin(scope, customer_id, &share_full);
+	if (idx < 0 && create && !share_full)
 	{
 		home_slot = &capaccess_shared->slots[slot_home(scope, customer_id,
 													   capaccess_shared->nslots)];
 		/* held for a few dozen instructions, with no error inside */
 		SpinLockAcquire(&home_slot->claim);
-		idx = slot_lookup_pin(scope, customer_id);
-		if (idx < 0)
-			idx = slot_claim_locked(scope, customer_id);
+		idx = slot_lookup_pin(scope, customer_id, &share_full);
+		if (idx < 0 && !share_full)
+		{
+			if (share_reserve())
+			{
+				idx = slot_claim_locked(scope, customer_id);
+				if (idx < 0)
+					share_release();
+			}
+		}
 		SpinLockRelease(&home_slot->claim);
-
-		if (idx < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("no free capaccess slot for customer " INT64_FORMAT,
-							customer_id),
-					 errdetail("All %d slots that customer can use are in use by other customers.",
-							   slot_window(capaccess_shared->nslots)),
-					 errhint("Raise \"capaccess.max_customers\" (currently %d) and restart the server.",
-							 capaccess_shared->nslots)));
 	}
 	if (idx >= 0)
 		remember_loose_pin(idx);

@@ -11,7 +11,16 @@
  * early_releases counts the commits that released their gates before their
  * flush (capaccess.early_release, see gate.c), deadlock_checks the walks of
  * the wait-for graph (deadlock.c), and stale_caches the cached states found
- * superseded when they would have answered a refusal (table.c).
+ * superseded when they would have answered a refusal (table.c),
+ * slotless_calls the calls that found no slot and relied on the row lock
+ * alone (update.c), gate_limit_errors the calls refused by
+ * capaccess.max_gates_per_transaction, and idle_holders_ended the sessions
+ * ended by capaccess.idle_holder_timeout (idle.c).
+ *
+ * Every counter covers the whole server, all databases together, since the
+ * slots and gates they count are shared by all of them.
+ * capaccess_stats_reset() sets them all to zero (slot occupancy is not a
+ * counter and is not reset).
  *
  * capaccess_counters() lists every counter by name, as a bigint, so that a
  * counter added later needs no change of SQL.  capaccess_stats() keeps the
@@ -32,6 +41,7 @@
 
 PG_FUNCTION_INFO_V1(capaccess_stats);
 PG_FUNCTION_INFO_V1(capaccess_counters);
+PG_FUNCTION_INFO_V1(capaccess_stats_reset);
 
 /* A counter of CapaccessCounters, by name. */
 typedef struct CounterInfo
@@ -57,6 +67,9 @@ static const CounterInfo counters[] = {
 	COUNTER(early_releases, "early_releases"),
 	COUNTER(deadlock_checks, "deadlock_checks"),
 	COUNTER(stale_caches, "stale_caches"),
+	COUNTER(slotless, "slotless_calls"),
+	COUNTER(gate_limit_errors, "gate_limit_errors"),
+	COUNTER(idle_holders_ended, "idle_holders_ended"),
 };
 
 static uint64
@@ -151,4 +164,16 @@ capaccess_counters(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/* capaccess_stats_reset(): every counter back to zero */
+Datum
+capaccess_stats_reset(PG_FUNCTION_ARGS)
+{
+	capaccess_check_loaded();
+	for (int i = 0; i < lengthof(counters); i++)
+		pg_atomic_write_u64((pg_atomic_uint64 *)
+							((char *) &capaccess_shared->counters + counters[i].offset),
+							0);
+	PG_RETURN_VOID();
 }

@@ -29,6 +29,15 @@
  *					   back at once, and refresh the cache from the row (or
  *					   drop it), flushing the WAL up to what it reports.
  *
+ * A call that gets no slot (its window is full, or its database has used
+ * up its share, see slots.c) goes without a gate: take_gate counts it and
+ * write_row runs the UPDATE by key, whose row lock then orders it with
+ * every other writer of the customer.  The cap check, the clock and the
+ * sequence number come from the row in the same statement, so they stay
+ * exact; what is lost is the queue's order and the cache.  Its refusals
+ * read the row FOR NO KEY UPDATE, so that what they report is the state
+ * the UPDATE found, not one committed just after it.
+ *
  * capaccess_reset goes through the same steps but the cache, with an UPDATE
  * that sets used instead of adding to it; capaccess_register inserts under
  * the gate.  The statements name every column, table, function and
@@ -38,6 +47,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -58,6 +68,7 @@
 #include "capaccess.h"
 
 PG_FUNCTION_INFO_V1(capaccess_update);
+PG_FUNCTION_INFO_V1(capaccess_consume);
 PG_FUNCTION_INFO_V1(capaccess_register);
 
 /*
@@ -117,6 +128,10 @@ static const char *const select_sql =
 "SELECT" STATE_COLUMNS ", c.xmin FROM capaccess.customer AS c"
 " WHERE c.customer_id OPERATOR(pg_catalog.=) $1";
 
+static const char *const select_lock_sql =
+"SELECT" STATE_COLUMNS ", c.xmin FROM capaccess.customer AS c"
+" WHERE c.customer_id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE";
+
 static const char *const insert_sql =
 "INSERT INTO capaccess.customer AS c"
 "  (customer_id, cap, used, access, clock, seq, state_hash, updated_at)"
@@ -132,6 +147,7 @@ static SPIPlanPtr update_plan = NULL;
 static SPIPlanPtr update_tid_plan = NULL;
 static SPIPlanPtr reset_plan = NULL;
 static SPIPlanPtr select_plan = NULL;
+static SPIPlanPtr select_lock_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
 
 /* The table generation the plans were last checked against (table.c). */
@@ -156,6 +172,7 @@ typedef struct CapaccessCall
 	bool		connected;		/* SPI connected, as the owner */
 	bool		held_before;	/* this transaction held the gate already */
 	int			slot;			/* the customer's slot, if pinned */
+	bool		gated;			/* holds the gate (else it had no slot) */
 	bool		waited;			/* the gate was handed over after a wait */
 	ItemPointerData tid;		/* the row version to go to, as $5 */
 	Datum		args[5];
@@ -195,7 +212,7 @@ capaccess_prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtyp
 static void
 plans_ensure(void)
 {
-	SPIPlanPtr	plans[5];
+	SPIPlanPtr	plans[6];
 
 	if (plans_checked && plans_generation == capaccess_table_generation())
 		return;
@@ -204,6 +221,8 @@ plans_ensure(void)
 	plans[2] = capaccess_prepare_once(&reset_plan, reset_sql, 2, update_argtypes);
 	plans[3] = capaccess_prepare_once(&select_plan, select_sql, 1, update_argtypes);
 	plans[4] = capaccess_prepare_once(&insert_plan, insert_sql, 3, insert_argtypes);
+	plans[5] = capaccess_prepare_once(&select_lock_plan, select_lock_sql, 1,
+									  update_argtypes);
 	for (int i = 0; i < lengthof(plans); i++)
 	{
 		CachedPlan *cplan = SPI_plan_get_cached_plan(plans[i]);
@@ -289,6 +308,7 @@ call_begin(CapaccessCall *c, const char *fname)
 	c->rel = capaccess_table_open(RowExclusiveLock);
 	c->scope = capaccess_table_scope(c->rel);
 	c->held_before = capaccess_gate_is_held(c->scope, c->customer_id);
+	c->gated = c->held_before;
 	c->slot = -1;
 	c->waited = false;
 	c->connected = false;
@@ -379,8 +399,15 @@ take_gate(CapaccessCall *c)
 		return;
 	if (c->slot < 0)
 		c->slot = capaccess_slot_pin(c->scope, c->customer_id, true);
+	if (c->slot < 0)
+	{
+		/* no slot to be had: the UPDATE's row lock alone orders this call */
+		pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
+		return;
+	}
 	/* the pin now belongs to the gate */
 	c->waited = capaccess_gate_acquire(c->slot, c->scope, c->customer_id);
+	c->gated = true;
 }
 
 /* Run one form of the UPDATE; true if it updated the row. */
@@ -428,7 +455,8 @@ accept(CapaccessCall *c, CapaccessResult *result)
 							 SPI_tuptable->tupdesc, c->customer_id, &st,
 							 &access, c->callercxt);
 	st.xmin = GetCurrentTransactionIdIfAny();
-	capaccess_gate_stage(c->scope, c->customer_id, &st);
+	if (c->gated)
+		capaccess_gate_stage(c->scope, c->customer_id, &st);
 	result->updated = true;
 	result->reason = NULL;
 	result_from_state(result, &st, access);
@@ -442,7 +470,8 @@ accept(CapaccessCall *c, CapaccessResult *result)
 static bool
 read_row(CapaccessCall *c, CapaccessState *st, char **access)
 {
-	int			rc = SPI_execute_plan(select_plan, c->args, c->nulls, false, 1);
+	SPIPlanPtr	plan = c->gated ? select_plan : select_lock_plan;
+	int			rc = SPI_execute_plan(plan, c->args, c->nulls, false, 1);
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "capaccess SELECT failed: %s", SPI_result_code_string(rc));
@@ -494,7 +523,7 @@ explain_refusal(CapaccessCall *c, CapaccessResult *result, bool last_try)
 	 * read with a fresh snapshot under the gate is the committed state, and
 	 * becomes the cache; otherwise the cache is dropped.
 	 */
-	if (!c->held_before)
+	if (c->gated && !c->held_before)
 		capaccess_gate_give_back(c->scope, c->customer_id,
 								 (found && !IsolationUsesXactSnapshot()) ? &st : NULL);
 	pg_atomic_fetch_add_u64(&capaccess_shared->counters.rejected, 1);
@@ -593,6 +622,20 @@ capaccess_result_datum(FunctionCallInfo fcinfo, const CapaccessResult *r)
 	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }
 
+static void
+check_id_and_consume(FunctionCallInfo fcinfo, const char *hint)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("customer_id must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("consume must not be null"),
+				 errhint("%s", hint)));
+}
+
 /*
  * capaccess_update(customer_id bigint, consume bigint DEFAULT 1,
  *					new_cap bigint DEFAULT NULL, new_access text DEFAULT NULL)
@@ -605,24 +648,35 @@ capaccess_update(PG_FUNCTION_ARGS)
 	int64		new_cap = has_cap ? PG_GETARG_INT64(2) : 0;
 
 	capaccess_check_loaded();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("customer_id must not be null")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("consume must not be null"),
-				 errhint("Pass 0 to change only the cap or the access level.")));
+	check_id_and_consume(fcinfo, "Pass 0 to change only the cap or the access level.");
 	if (has_cap && new_cap < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("new_cap must not be negative"),
 				 errdetail("The value given was " INT64_FORMAT ".", new_cap)));
 
+	/* before detoasting it: the size is in the header */
+	if (!PG_ARGISNULL(3))
+		capaccess_check_access_length(toast_raw_datum_size(PG_GETARG_DATUM(3)) - VARHDRSZ);
+
 	capaccess_do_update(PG_GETARG_INT64(0), PG_GETARG_INT64(1), has_cap, new_cap,
 						PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3)),
 						&r);
+	PG_RETURN_DATUM(capaccess_result_datum(fcinfo, &r));
+}
+
+/*
+ * capaccess_consume(customer_id bigint, consume bigint DEFAULT 1): an update
+ * that can change nothing but used.  A negative consume is a refund.
+ */
+Datum
+capaccess_consume(PG_FUNCTION_ARGS)
+{
+	CapaccessResult r;
+
+	capaccess_check_loaded();
+	check_id_and_consume(fcinfo, "Pass 0 to change nothing but the clock.");
+	capaccess_do_update(PG_GETARG_INT64(0), PG_GETARG_INT64(1), false, 0, NULL, &r);
 	PG_RETURN_DATUM(capaccess_result_datum(fcinfo, &r));
 }
 
@@ -682,6 +736,7 @@ capaccess_register(PG_FUNCTION_ARGS)
 	CapaccessState st;
 	char	   *access;
 	Datum		result;
+	bool		gated;
 
 	capaccess_check_can_write("capaccess_register()");
 	for (int i = 0; i < 3; i++)
@@ -696,6 +751,8 @@ capaccess_register(PG_FUNCTION_ARGS)
 				 errmsg("cap must not be negative"),
 				 errdetail("The value given was " INT64_FORMAT ".", PG_GETARG_INT64(1))));
 
+	capaccess_check_access_length(toast_raw_datum_size(PG_GETARG_DATUM(2)) - VARHDRSZ);
+
 	customer_id = PG_GETARG_INT64(0);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
@@ -709,11 +766,22 @@ capaccess_register(PG_FUNCTION_ARGS)
 
 	/*
 	 * Registering is an update like any other: under the gate, and the new
-	 * state becomes the cache at commit.
+	 * state becomes the cache at commit.  Without a slot, the primary key
+	 * alone keeps two registrations apart.
 	 */
-	if (!capaccess_gate_is_held(scope, customer_id))
-		(void) capaccess_gate_acquire(capaccess_slot_pin(scope, customer_id, true),
-									  scope, customer_id);
+	gated = capaccess_gate_is_held(scope, customer_id);
+	if (!gated)
+	{
+		int			slot = capaccess_slot_pin(scope, customer_id, true);
+
+		if (slot >= 0)
+		{
+			(void) capaccess_gate_acquire(slot, scope, customer_id);
+			gated = true;
+		}
+		else
+			pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
+	}
 
 	rc = SPI_execute_plan(insert_plan, args, NULL, false, 1);
 	if (rc != SPI_OK_INSERT_RETURNING)
@@ -728,7 +796,8 @@ capaccess_register(PG_FUNCTION_ARGS)
 	capaccess_state_from_row(rel, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							 customer_id, &st, &access, CurrentMemoryContext);
 	st.xmin = GetCurrentTransactionIdIfAny();
-	capaccess_gate_stage(scope, customer_id, &st);
+	if (gated)
+		capaccess_gate_stage(scope, customer_id, &st);
 
 	result = row_as_result(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 						   callercxt);

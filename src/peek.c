@@ -1,0 +1,133 @@
+/*-------------------------------------------------------------------------
+ *
+ * peek.c
+ *	  capaccess_peek(customer_id): a customer's committed state, read
+ *	  without taking its gate.
+ *
+ * The state comes from the table, by one SELECT run as the table's owner
+ * (so a reader needs no privilege on the table), under the statement's
+ * snapshot: in READ COMMITTED the latest committed row version, in
+ * REPEATABLE READ or SERIALIZABLE the one the transaction's snapshot sees.
+ * One row version is one whole state, so a peek is never torn.  It takes no
+ * gate and waits for none: the holder's uncommitted change is simply not
+ * visible yet.  The transaction's own changes are, as for any read.
+ *
+ * Durability.  Under early release (gate.c) a state is visible for the
+ * length of one WAL flush before it is durable.  A peek therefore flushes
+ * before it answers: up to the commit the slot cache recorded, when the
+ * cache names the row version read, otherwise (a version written without
+ * the gate, perhaps with synchronous_commit off) up to everything inserted
+ * into the WAL so far.  On a standby nothing is flushed: what it replays
+ * is durable on the primary already.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "capaccess.h"
+
+PG_FUNCTION_INFO_V1(capaccess_peek);
+
+static const char *const peek_sql =
+"SELECT c.customer_id, c.cap, c.used, c.access, c.clock, c.seq,"
+"  c.state_hash, c.ctid, c.xmin FROM capaccess.customer AS c"
+" WHERE c.customer_id OPERATOR(pg_catalog.=) $1";
+
+static SPIPlanPtr peek_plan = NULL;
+
+/*
+ * What must be flushed before reporting a state read from the table: the
+ * commit the cache recorded for that very row version, or else everything.
+ */
+static XLogRecPtr
+peek_flush_target(uint64 scope, int64 customer_id, const CapaccessState *st)
+{
+	int			slot = capaccess_slot_pin(scope, customer_id, false);
+	CapaccessState cached;
+	XLogRecPtr	target = InvalidXLogRecPtr;
+
+	if (slot >= 0)
+	{
+		if (capaccess_slot_read_cache(slot, &cached) &&
+			cached.relfilenode == st->relfilenode &&
+			ItemPointerEquals(&cached.tid, (ItemPointer) &st->tid) &&
+			TransactionIdEquals(cached.xmin, st->xmin))
+			target = cached.lsn;
+		capaccess_slot_unpin(slot);
+	}
+	if (XLogRecPtrIsInvalid(target))
+		target = capaccess_durable_lsn();
+	return target;
+}
+
+/*
+ * capaccess_peek(customer_id bigint) returns at most one row (used, cap,
+ * remaining, access, clock, seq, state_hash).
+ */
+Datum
+capaccess_peek(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			argtype = INT8OID;
+	int64		customer_id;
+	Datum		arg;
+	Relation	rel;
+	CapaccessSpi spi;
+	CapaccessState st;
+	char	   *access = NULL;
+	bool		found;
+	int			rc;
+
+	capaccess_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0))
+		return (Datum) 0;
+	customer_id = PG_GETARG_INT64(0);
+	arg = Int64GetDatum(customer_id);
+
+	rel = capaccess_table_open(AccessShareLock);
+	capaccess_spi_connect(rel, &spi);
+	(void) capaccess_prepare_once(&peek_plan, peek_sql, 1, &argtype);
+	rc = SPI_execute_plan(peek_plan, &arg, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "capaccess SELECT failed: %s", SPI_result_code_string(rc));
+	found = (SPI_processed == 1);
+	if (found)
+		capaccess_state_from_row(rel, SPI_tuptable->vals[0],
+								 SPI_tuptable->tupdesc, customer_id, &st,
+								 &access, callercxt);
+	capaccess_spi_finish(&spi);
+
+	if (found)
+	{
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+
+		/* what a crash could take back is not reported */
+		if (!RecoveryInProgress())
+			XLogFlush(peek_flush_target(capaccess_table_scope(rel),
+										customer_id, &st));
+
+		values[0] = Int64GetDatum(st.used);
+		values[1] = Int64GetDatum(st.cap);
+		/* what may still be consumed: nothing, if used is above the cap */
+		values[2] = Int64GetDatum(st.used < st.cap ? st.cap - st.used : 0);
+		values[3] = CStringGetTextDatum(access);
+		values[4] = Int64GetDatum(st.clock);
+		values[5] = Int64GetDatum(st.seq);
+		nulls[5] = st.seq_isnull;
+		values[6] = Int64GetDatum(st.state_hash);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	table_close(rel, NoLock);
+	return (Datum) 0;
+}
