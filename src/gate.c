@@ -348,7 +348,9 @@ gate_sleep(int slot, int64 customer_id, uint32 wait_seq)
 	CapaccessProc *mine = capaccess_proc_at(MyProc->pgprocno);
 	TimestampTz start = GetCurrentTimestamp();
 	TimestampTz next_check = TimestampTzPlusMilliseconds(start, DeadlockTimeout);
-	TimestampTz next_idle_check = start;
+
+	/* the holder is watched from a second on (idle.c) */
+	TimestampTz next_idle_check = TimestampTzPlusMilliseconds(start, 1000);
 	TimestampTz deadline = 0;
 
 	if (LockTimeout > 0)

@@ -10,7 +10,10 @@
  * meanwhile; the queue (holder, its start, length, first waiter) is copied
  * under the slot's qlock, so each row is one consistent moment of one gate.
  * Different rows are different moments, as in pg_locks.  They cover every
- * database of the server.
+ * database of the server.  One exception: a gate taken without waiting gets
+ * its held_since just after the compare-and-swap that took it, outside
+ * qlock (the uncontended path takes no lock), so for that instant the row
+ * may show the previous holder's.
  *
  *-------------------------------------------------------------------------
  */
