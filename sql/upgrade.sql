@@ -32,7 +32,7 @@ SELECT p.oid::regprocedure AS function,
   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid
  WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'capaccess')
    AND d.deptype = 'e'
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 SELECT * FROM capaccess_stats() \gdesc
 SELECT counter FROM capaccess_counters() ORDER BY 1;
 SELECT updated, reason, used, clock FROM capaccess_reset(801);
