@@ -12,7 +12,9 @@
  * and the answer is an object with the keys updated, reason, used, cap,
  * access, clock, seq and state_hash, the same values as the row form.
  * Unknown keys and values of the wrong JSON type are errors (22023) that
- * name the key.
+ * name the key.  An argument larger than CAPACCESS_JSONB_MAX bytes is
+ * refused (54000) before it is detoasted, and an access text longer than
+ * CAPACCESS_ACCESS_MAX bytes (22001) before it is copied.
  *
  *-------------------------------------------------------------------------
  */
