@@ -66,6 +66,23 @@ ALTER TABLE capaccess.customer
 	ADD CONSTRAINT access_max_length
 	CHECK (pg_catalog.octet_length(access) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
 
+-- A row written before may be longer.  Any write of such a row now fails
+-- until its access text is shortened: say so, rather than let the first
+-- application call find out.
+DO $$
+DECLARE
+	n bigint;
+BEGIN
+	SELECT pg_catalog.count(*) INTO n FROM capaccess.customer
+	 WHERE pg_catalog.octet_length(access) OPERATOR(pg_catalog.>) 1024;
+	IF n OPERATOR(pg_catalog.>) 0 THEN
+		RAISE WARNING '% capaccess customers have an access text longer than 1024 bytes', n
+			USING DETAIL = 'Every update of such a customer fails with 23514 (access_max_length) until its access text is shortened.',
+				  HINT = 'Shorten it with capaccess_update(customer_id, 0, new_access => ...), then run ALTER TABLE capaccess.customer VALIDATE CONSTRAINT access_max_length.';
+	END IF;
+END
+$$;
+
 -- One function per right (see the README's "Security").  An application
 -- role is granted capaccess_consume: it changes nothing but used.
 CREATE FUNCTION @extschema@.capaccess_consume(customer_id bigint,

@@ -108,7 +108,10 @@ capaccess_unregister(PG_FUNCTION_ARGS)
 	gated = held_before;
 	if (!held_before)
 	{
-		int			slot = capaccess_slot_pin(scope, customer_id, true);
+		int			slot = -1;
+
+		if (!capaccess_gate_is_gateless(scope, customer_id))
+			slot = capaccess_slot_pin(scope, customer_id, true);
 
 		/* without a slot, the DELETE's row lock orders it */
 		if (slot >= 0)
@@ -117,7 +120,10 @@ capaccess_unregister(PG_FUNCTION_ARGS)
 			gated = true;
 		}
 		else
+		{
+			capaccess_gate_note_gateless(scope, customer_id);
 			pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
+		}
 	}
 
 	rc = SPI_execute_plan(delete_plan, &arg, NULL, false, 0);

@@ -253,6 +253,9 @@ extern void capaccess_gate_stage_gone(uint64 scope, int64 customer_id);
 extern void capaccess_gate_give_back(uint64 scope, int64 customer_id,
 									 const CapaccessState *committed);
 extern void capaccess_gate_set_limit_exempt(bool exempt);
+extern bool capaccess_gate_is_gateless(uint64 scope, int64 customer_id);
+extern void capaccess_gate_note_gateless(uint64 scope, int64 customer_id);
+extern bool capaccess_gate_holds_any(void);
 
 /* idle.c */
 extern void capaccess_idle_install_hook(void);

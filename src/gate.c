@@ -82,6 +82,15 @@
  * queue also watches the holder, and ends its session if it stays idle in
  * transaction longer than capaccess.idle_holder_timeout (idle.c).
  *
+ * Calls without a gate.  A call that gets no slot (slots.c) updates the
+ * row with no gate, and its row lock lasts until the transaction ends.  The
+ * customer is remembered as "gateless" for the rest of the transaction (or
+ * until the subtransaction that locked it rolls back): later calls for it
+ * in the same transaction go without a gate too, since queueing for the
+ * gate while holding the row lock that the gate's holder may need would be
+ * a deadlock with oneself; and PREPARE TRANSACTION is refused, as with a
+ * gate, since nothing would then end the lock.
+ *
  * Scope.  A held gate is known by its customer's scope (database and table)
  * and id, so that a transaction that drops and re-creates the extension
  * never mistakes an old gate for the new one.
@@ -133,6 +142,18 @@ typedef struct HeldGate
 static HeldGate *held = NULL;
 static int	nheld = 0;
 static int	maxheld = 0;
+
+/* Customers this transaction has written (or locked) without a gate. */
+typedef struct GatelessCustomer
+{
+	uint64		scope;
+	int64		customer_id;
+	SubTransactionId subid;		/* the subtransaction that locked the row */
+} GatelessCustomer;
+
+static GatelessCustomer *gateless = NULL;
+static int	ngateless = 0;
+static int	maxgateless = 0;
 
 /* The slot this backend is queued on, or -1. */
 static int	waiting_slot = -1;
@@ -310,16 +331,64 @@ held_reserve(void)
 {
 	if (nheld < maxheld)
 		return;
+	/* maxheld changes only once the allocation has succeeded */
 	if (held == NULL)
 	{
+		held = MemoryContextAlloc(TopMemoryContext, 8 * sizeof(HeldGate));
 		maxheld = 8;
-		held = MemoryContextAlloc(TopMemoryContext, maxheld * sizeof(HeldGate));
 	}
 	else
 	{
+		held = repalloc(held, mul_size(maxheld, 2 * sizeof(HeldGate)));
 		maxheld *= 2;
-		held = repalloc(held, maxheld * sizeof(HeldGate));
 	}
+}
+
+/* Was the customer written without a gate earlier in this transaction? */
+bool
+capaccess_gate_is_gateless(uint64 scope, int64 customer_id)
+{
+	for (int i = 0; i < ngateless; i++)
+		if (gateless[i].customer_id == customer_id && gateless[i].scope == scope)
+			return true;
+	return false;
+}
+
+/*
+ * Remember that this transaction goes on without the customer's gate (it
+ * got no slot), before it locks the row.
+ */
+void
+capaccess_gate_note_gateless(uint64 scope, int64 customer_id)
+{
+	if (capaccess_gate_is_gateless(scope, customer_id))
+		return;
+	if (ngateless >= maxgateless)
+	{
+		if (gateless == NULL)
+		{
+			gateless = MemoryContextAlloc(TopMemoryContext,
+										  8 * sizeof(GatelessCustomer));
+			maxgateless = 8;
+		}
+		else
+		{
+			gateless = repalloc(gateless,
+								mul_size(maxgateless, 2 * sizeof(GatelessCustomer)));
+			maxgateless *= 2;
+		}
+	}
+	gateless[ngateless].scope = scope;
+	gateless[ngateless].customer_id = customer_id;
+	gateless[ngateless].subid = GetCurrentSubTransactionId();
+	ngateless++;
+}
+
+/* Is this backend's transaction holding any gate now? */
+bool
+capaccess_gate_holds_any(void)
+{
+	return nheld > 0;
 }
 
 static void
@@ -642,6 +711,13 @@ gate_xact_callback(XactEvent event, void *arg)
 						 errdetail("The transaction holds the gate of customer " INT64_FORMAT ".",
 								   held[0].customer_id),
 						 errhint("Commit or roll back the transaction instead; capaccess does not support two-phase commit.")));
+			if (ngateless > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that updated a capaccess customer without its gate"),
+						 errdetail("The transaction locked the row of customer " INT64_FORMAT " when no slot was free, and would keep it locked until COMMIT PREPARED.",
+								   gateless[0].customer_id),
+						 errhint("Commit or roll back the transaction instead; capaccess does not support two-phase commit.")));
 			break;
 		case XACT_EVENT_PRE_COMMIT:
 			gate_pre_commit();
@@ -658,6 +734,7 @@ gate_xact_callback(XactEvent event, void *arg)
 			if (flush_after_release && XLogNeedsFlush(XactLastCommitEnd))
 				pg_atomic_fetch_add_u64(&capaccess_shared->counters.early_releases, 1);
 			gate_release_all(true);
+			ngateless = 0;
 			if (flush_after_release)
 			{
 				/* the gates are gone; now make the commit durable */
@@ -668,8 +745,10 @@ gate_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
 			flush_after_release = false;
+			limit_exempt = false;
 			(void) capaccess_slot_release_loose_pins(InvalidSubTransactionId);
 			gate_release_all(false);
+			ngateless = 0;
 			break;
 		default:
 			/* parallel workers never hold gates */
@@ -720,6 +799,15 @@ gate_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 		gate_release_taken_since(mySubid);
+
+	/* a rolled-back subtransaction's row locks are gone with it */
+	for (int i = ngateless - 1; i >= 0; i--)
+	{
+		if (event == SUBXACT_EVENT_ABORT_SUB && gateless[i].subid >= mySubid)
+			gateless[i] = gateless[--ngateless];
+		else if (event == SUBXACT_EVENT_COMMIT_SUB && gateless[i].subid == mySubid)
+			gateless[i].subid = parentSubid;
+	}
 
 	for (int i = 0; i < nheld; i++)
 	{

@@ -16,14 +16,18 @@
  * Under the slot's qlock the watcher reads whether it is first in the queue,
  * who holds the gate and the gate's release counter.  It then reads the
  * holder's activity entry (pg_stat_activity's source).  If the holder has
- * been "idle in transaction" for longer than the timeout, the watcher reads
- * holder and counter again under qlock; if neither changed, the same
- * transaction still holds the gate, and the watcher ends the holder's
- * session with SIGTERM, as pg_terminate_backend() would.  It first leaves a
- * note in the holder's CapaccessProc, so that the holder's FATAL message
- * says why it ended (the emit_log_hook below) instead of blaming an
- * administrator.  The holder's abort releases its gates, and the next waiter
- * gets this one.
+ * been "idle in transaction" for longer than the timeout, the watcher leaves
+ * a note in the holder's CapaccessProc, reads holder and counter again under
+ * qlock and the holder's activity entry again; if the same transaction
+ * still holds the gate and is still in the same idle spell, it ends the
+ * holder's session with SIGTERM, as pg_terminate_backend() would, and only
+ * then logs.  The note makes the holder's FATAL message say why it ended
+ * (the emit_log_hook below) instead of blaming an administrator; the hook
+ * uses it only if the backend still holds a gate when the FATAL comes, so a
+ * holder that committed in the instant before the signal is told
+ * "administrator command" (57P01), not that it was idle in transaction
+ * (25P03), which would suggest a rollback.  The holder's abort releases its
+ * gates, and the next waiter gets this one.
  *
  * The holder's state comes from the activity statistics, so a holder whose
  * track_activities is off is never seen as idle (the setting is
@@ -111,7 +115,9 @@ capaccess_idle_holder_check(int slot, int64 customer_id, TimestampTz now)
 	PGPROC	   *proc;
 	int			pid;
 	TimestampTz since;
+	TimestampTz since_now;
 	TimestampTz expires;
+	CapaccessProc *victim;
 
 	if (timeout <= 0 || !read_gate(s, &holder, &releases) || holder == 0)
 		return TimestampTzPlusMilliseconds(now, IDLE_RECHECK_MS);
@@ -124,28 +130,33 @@ capaccess_idle_holder_check(int slot, int64 customer_id, TimestampTz now)
 	if (now < expires)
 		return expires;
 
-	/* the same transaction must still hold the gate */
+	victim = capaccess_proc_at(holder - 1);
+	victim->idle_ended_customer = customer_id;
+	pg_write_barrier();
+	victim->idle_ended_pid = pid;
+
+	/* the same transaction must still hold the gate, in the same idle spell */
 	if (!read_gate(s, &holder_now, &releases_now) ||
-		holder_now != holder || releases_now != releases || proc->pid != pid)
-		return TimestampTzPlusMilliseconds(now, 1);
-
+		holder_now != holder || releases_now != releases || proc->pid != pid ||
+		!holder_idle_since(pid, &since_now) || since_now != since)
 	{
-		CapaccessProc *victim = capaccess_proc_at(holder - 1);
-
-		victim->idle_ended_customer = customer_id;
-		pg_write_barrier();
-		victim->idle_ended_pid = pid;
+		victim->idle_ended_pid = 0;
+		return TimestampTzPlusMilliseconds(now, 1);
 	}
+
+	/* as pg_terminate_backend(): backends lead their own process group */
+	if (kill(-pid, SIGTERM) != 0)
+	{
+		ereport(WARNING,
+				(errmsg("could not send signal to process %d: %m", pid)));
+		return TimestampTzPlusMilliseconds(now, timeout);
+	}
+	pg_atomic_fetch_add_u64(&capaccess_shared->counters.idle_holders_ended, 1);
 	ereport(LOG,
 			(errmsg("capaccess: terminating process %d, which held the gate of customer " INT64_FORMAT " while idle in transaction",
 					pid, customer_id),
 			 errdetail("It was idle in transaction for %ld ms, longer than \"capaccess.idle_holder_timeout\" (%d ms), while this process waited.",
 					   (long) ((now - since) / 1000), timeout)));
-	pg_atomic_fetch_add_u64(&capaccess_shared->counters.idle_holders_ended, 1);
-	/* as pg_terminate_backend(): backends lead their own process group */
-	if (kill(-pid, SIGTERM) != 0 && kill(pid, SIGTERM) != 0)
-		ereport(WARNING,
-				(errmsg("could not send signal to process %d: %m", pid)));
 	return TimestampTzPlusMilliseconds(now, timeout);
 }
 
@@ -163,7 +174,7 @@ idle_emit_log(ErrorData *edata)
 	{
 		CapaccessProc *mine = capaccess_proc_at(MyProc->pgprocno);
 
-		if (mine->idle_ended_pid == MyProcPid)
+		if (mine->idle_ended_pid == MyProcPid && capaccess_gate_holds_any())
 		{
 			pg_read_barrier();
 			edata->sqlerrcode = ERRCODE_IDLE_IN_TRANSACTION_SESSION_TIMEOUT;

@@ -13,23 +13,32 @@
  * visible yet.  The transaction's own changes are, as for any read.
  *
  * Durability.  Under early release (gate.c) a state is visible for the
- * length of one WAL flush before it is durable.  A peek therefore flushes
- * before it answers: up to the commit the slot cache recorded, when the
- * cache names the row version read, otherwise (a version written without
- * the gate, perhaps with synchronous_commit off) up to everything inserted
- * into the WAL so far.  On a standby nothing is flushed: what it replays
- * is durable on the primary already.
+ * length of one WAL flush before it is durable: its commit was made
+ * asynchronous.  A peek therefore flushes before it answers, up to the
+ * commit of the row version it read.  PostgreSQL records, for every
+ * asynchronous commit, an LSN at or after its commit record in the commit
+ * log (the group LSN that hint bits wait for), so that is the target: the
+ * row's xmin's, read under XactTruncationLock while the commit log still
+ * holds it (an older xmin committed long ago).  A synchronous commit
+ * records none, and was flushed before it became visible.  So a peek of a
+ * state already durable flushes nothing.  A peek that finds no row flushes
+ * up to everything inserted into the WAL so far, but only if the customer
+ * has a slot (was used recently): its row may have been deleted under early
+ * release.  On a standby nothing is flushed: what it replays is durable on
+ * the primary already.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "storage/lwlock.h"
 #include "utils/builtins.h"
 
 #include "capaccess.h"
@@ -43,29 +52,31 @@ static const char *const peek_sql =
 
 static SPIPlanPtr peek_plan = NULL;
 
-/*
- * What must be flushed before reporting a state read from the table: the
- * commit the cache recorded for that very row version, or else everything.
- */
+/* What must be flushed before reporting the row version xmin wrote. */
 static XLogRecPtr
-peek_flush_target(uint64 scope, int64 customer_id, const CapaccessState *st)
+commit_lsn_of(TransactionId xmin)
+{
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+	if (!TransactionIdIsNormal(xmin))
+		return lsn;
+	LWLockAcquire(XactTruncationLock, LW_SHARED);
+	if (TransactionIdFollowsOrEquals(xmin, ShmemVariableCache->oldestClogXid))
+		lsn = TransactionIdGetCommitLSN(xmin);
+	LWLockRelease(XactTruncationLock);
+	return lsn;
+}
+
+/* Before reporting that there is no row: everything, if it was in use. */
+static XLogRecPtr
+gone_flush_target(uint64 scope, int64 customer_id)
 {
 	int			slot = capaccess_slot_pin(scope, customer_id, false);
-	CapaccessState cached;
-	XLogRecPtr	target = InvalidXLogRecPtr;
 
-	if (slot >= 0)
-	{
-		if (capaccess_slot_read_cache(slot, &cached) &&
-			cached.relfilenode == st->relfilenode &&
-			ItemPointerEquals(&cached.tid, (ItemPointer) &st->tid) &&
-			TransactionIdEquals(cached.xmin, st->xmin))
-			target = cached.lsn;
-		capaccess_slot_unpin(slot);
-	}
-	if (XLogRecPtrIsInvalid(target))
-		target = capaccess_durable_lsn();
-	return target;
+	if (slot < 0)
+		return InvalidXLogRecPtr;
+	capaccess_slot_unpin(slot);
+	return capaccess_durable_lsn();
 }
 
 /*
@@ -89,8 +100,7 @@ capaccess_peek(PG_FUNCTION_ARGS)
 
 	capaccess_check_loaded();
 	InitMaterializedSRF(fcinfo, 0);
-	if (PG_ARGISNULL(0))
-		return (Datum) 0;
+	/* the function is STRICT: no null argument gets here */
 	customer_id = PG_GETARG_INT64(0);
 	arg = Int64GetDatum(customer_id);
 
@@ -114,8 +124,7 @@ capaccess_peek(PG_FUNCTION_ARGS)
 
 		/* what a crash could take back is not reported */
 		if (!RecoveryInProgress())
-			XLogFlush(peek_flush_target(capaccess_table_scope(rel),
-										customer_id, &st));
+			XLogFlush(commit_lsn_of(st.xmin));
 
 		values[0] = Int64GetDatum(st.used);
 		values[1] = Int64GetDatum(st.cap);
@@ -128,6 +137,8 @@ capaccess_peek(PG_FUNCTION_ARGS)
 		values[6] = Int64GetDatum(st.state_hash);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	else if (!RecoveryInProgress())
+		XLogFlush(gone_flush_target(capaccess_table_scope(rel), customer_id));
 	table_close(rel, NoLock);
 	return (Datum) 0;
 }

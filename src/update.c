@@ -171,6 +171,7 @@ typedef struct CapaccessCall
 	CapaccessSpi spi;
 	bool		connected;		/* SPI connected, as the owner */
 	bool		held_before;	/* this transaction held the gate already */
+	bool		gateless_before;	/* or wrote the row without it (gate.c) */
 	int			slot;			/* the customer's slot, if pinned */
 	bool		gated;			/* holds the gate (else it had no slot) */
 	bool		waited;			/* the gate was handed over after a wait */
@@ -308,6 +309,8 @@ call_begin(CapaccessCall *c, const char *fname)
 	c->rel = capaccess_table_open(RowExclusiveLock);
 	c->scope = capaccess_table_scope(c->rel);
 	c->held_before = capaccess_gate_is_held(c->scope, c->customer_id);
+	c->gateless_before = !c->held_before &&
+		capaccess_gate_is_gateless(c->scope, c->customer_id);
 	c->gated = c->held_before;
 	c->slot = -1;
 	c->waited = false;
@@ -362,7 +365,7 @@ refuse_from_cache(CapaccessCall *c, CapaccessResult *result)
 	CapaccessState st;
 	const char *reason;
 
-	if (c->held_before || c->op != CAPACCESS_OP_UPDATE)
+	if (c->held_before || c->gateless_before || c->op != CAPACCESS_OP_UPDATE)
 		return false;
 	c->slot = capaccess_slot_pin(c->scope, c->customer_id, false);
 	if (c->slot < 0 || !capaccess_slot_read_cache(c->slot, &st))
@@ -397,11 +400,15 @@ take_gate(CapaccessCall *c)
 {
 	if (c->held_before)
 		return;
-	if (c->slot < 0)
+	if (!c->gateless_before && c->slot < 0)
 		c->slot = capaccess_slot_pin(c->scope, c->customer_id, true);
 	if (c->slot < 0)
 	{
-		/* no slot to be had: the UPDATE's row lock alone orders this call */
+		/*
+		 * No slot to be had, or this transaction holds the row lock already:
+		 * the UPDATE's row lock alone orders this call.
+		 */
+		capaccess_gate_note_gateless(c->scope, c->customer_id);
 		pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
 		return;
 	}
@@ -772,7 +779,10 @@ capaccess_register(PG_FUNCTION_ARGS)
 	gated = capaccess_gate_is_held(scope, customer_id);
 	if (!gated)
 	{
-		int			slot = capaccess_slot_pin(scope, customer_id, true);
+		int			slot = -1;
+
+		if (!capaccess_gate_is_gateless(scope, customer_id))
+			slot = capaccess_slot_pin(scope, customer_id, true);
 
 		if (slot >= 0)
 		{
@@ -780,7 +790,10 @@ capaccess_register(PG_FUNCTION_ARGS)
 			gated = true;
 		}
 		else
+		{
+			capaccess_gate_note_gateless(scope, customer_id);
 			pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
+		}
 	}
 
 	rc = SPI_execute_plan(insert_plan, args, NULL, false, 1);

@@ -36,6 +36,7 @@ CREATE EXTENSION capaccess;
 SELECT capaccess_register(1, 1000000000);
 SELECT capaccess_register(2, 50);
 SELECT capaccess_register(3, 50);
+SELECT capaccess_register(4, 50);
 });
 
 sub walwriter_pid
@@ -158,6 +159,28 @@ is( $node->safe_psql('postgres', 'SELECT fast_rejected FROM capaccess_stats()'),
 	'0', 'it was not answered from the cache');
 crash($walwriter);
 is(used_of(3), 50, 'after a crash, the state that refusal reported is there');
+
+# --- 3b. a peek of a state not yet durable ----------------------------------
+# capaccess_peek flushes up to the commit of the row version it read: one
+# written through the gate, and one written directly by the owner, both by
+# a writer that does not wait for its flush.
+foreach my $case (
+	[ 'through capaccess', 'SELECT capaccess_update(4, 7);', 7 ],
+	[
+		'directly',
+		'UPDATE capaccess.customer SET used = 9, state_hash = capaccess.state_hash(customer_id, clock, 9, cap, access) WHERE customer_id = 4;',
+		9
+	])
+{
+	my ($how, $sql, $used) = @$case;
+	$walwriter = stop_walwriter();
+	write_unflushed($sql);
+	is($node->safe_psql('postgres', 'SELECT used FROM capaccess_peek(4)'),
+		$used, "a peek reports the state written $how, not flushed yet");
+	crash($walwriter);
+	is(used_of(4), $used,
+		"after a crash, the state that peek reported ($how) is there");
+}
 
 # --- 4. many clients on one customer, and a crash in the middle --------------
 # Every transaction pgbench logged was acknowledged to its client.  After the
