@@ -22,8 +22,11 @@
  *	  admin.c	   - capaccess_unregister, capaccess_reset_all
  *	  json_api.c   - the jsonb form of capaccess_update
  *	  fnv1a.c	   - FNV-1a and the canonical state encoding
- *	  stats.c	   - capaccess_stats()
+ *	  stats.c	   - capaccess_stats(), capaccess_counters(), capaccess_stats_reset()
  *	  verify.c	   - capaccess_verify()
+ *	  peek.c	   - capaccess_peek(): the committed state, without a gate
+ *	  monitor.c	   - capaccess_gates(), capaccess_blocking_pids()
+ *	  idle.c	   - capaccess.idle_holder_timeout
  *
  *-------------------------------------------------------------------------
  */
