@@ -4,7 +4,8 @@
 # DROP EXTENSION wait for the holder and the whole queue, and calls that
 # come after them wait for them.  Each session ends in a correct result or
 # a clear error, and nothing is left held.  ALTER EXTENSION UPDATE from 1.0
-# touches no table: it goes through at once, and the queue is undisturbed.
+# adds a constraint to the table (access_max_length), so it too waits for
+# the queue, and calls that come after it wait for it.
 use strict;
 use warnings;
 
@@ -116,20 +117,26 @@ $node->safe_psql('postgres',
 		"DROP EXTENSION capaccess; CREATE EXTENSION capaccess VERSION '1.0'; "
 		  . 'SELECT capaccess_register(1, 1000), capaccess_register(2, 1000)');
 	my ($holder, $waiter) = hold_and_queue();
-	my ($ret, $out, $err) = $node->psql('postgres',
-		"SET lock_timeout = '5s'; ALTER EXTENSION capaccess UPDATE");
-	is($ret, 0, 'ALTER EXTENSION UPDATE goes through while the gate is held')
-	  or diag($err);
+	my $ddl = session($node);
+	start($ddl, 'ALTER EXTENSION capaccess UPDATE');
+	ok(waiting_are($node, 'Lock', 1),
+		'ALTER EXTENSION UPDATE waits for the holder and the queue');
+	my $late = session($node);
+	start($late, 'SELECT clock FROM capaccess_update(1, 1)');
+	ok(waiting_are($node, 'Lock', 2),
+		'a call that comes later waits for ALTER EXTENSION UPDATE');
 	$holder->query_safe('COMMIT');
 	is(outcome($waiter), '2', 'the waiter builds on the commit (clock 2)');
+	like(outcome($ddl), qr/^$/, 'ALTER EXTENSION UPDATE is done');
+	is(outcome($late), '3', 'the later call works after the update (clock 3)');
 	is( $node->safe_psql('postgres',
 			'SELECT used || \'/\' || clock FROM capaccess_reset(1)'),
-		'0/3', 'the new capaccess_reset works on the old row');
+		'0/4', 'the new capaccess_reset works on the old row');
 	is( $node->safe_psql('postgres',
 			"SELECT extversion FROM pg_extension WHERE extname = 'capaccess'"),
 		'1.1', 'the extension is at 1.1');
 	nothing_held('ALTER EXTENSION UPDATE');
-	$_->quit for ($holder, $waiter);
+	$_->quit for ($holder, $waiter, $ddl, $late);
 }
 
 done_testing();
