@@ -14,9 +14,23 @@ SELECT updated, used, clock FROM capaccess_update(801, 5);
 SELECT updated, reason FROM capaccess_update(801, 1);
 SELECT * FROM capaccess_stats() \gdesc
 SELECT accepted > 0 AS counts FROM capaccess_stats();
+-- 1.0 had no limit on access: a row over 1.1's (written by the owner; the
+-- 1.1 library refuses it already), which the update warns of
+INSERT INTO capaccess.customer (customer_id, cap, access, state_hash)
+	VALUES (802, 5, repeat('x', 2000), capaccess.state_hash(802, 0, 0, 5, repeat('x', 2000)));
 
 ALTER EXTENSION capaccess UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'capaccess';
+
+-- that row cannot be written until its access is shortened, and then the
+-- constraint can be validated
+\set VERBOSITY terse
+SELECT * FROM capaccess_consume(802, 1);
+\set VERBOSITY default
+SELECT :'LAST_ERROR_SQLSTATE' AS sqlstate;
+SELECT updated, used, clock, access FROM capaccess_update(802, 0, new_access => 'short');
+SELECT updated, used, clock FROM capaccess_consume(802, 1);
+ALTER TABLE capaccess.customer VALIDATE CONSTRAINT access_max_length;
 
 -- the rows, the grants and a view on capaccess_stats() are kept; the new
 -- functions are there, revoked from PUBLIC like the others, and work on
