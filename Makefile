@@ -26,7 +26,7 @@ PGFILEDESC = "capaccess - per-customer caps without lost updates"
 REGRESS = setup fnv1a api errors rollback prepare security verify parallel scope early_release dba_edits outside_writes ddl admin owner_context attack upgrade
 REGRESS_OPTS = --encoding=UTF8 --no-locale --temp-instance=./tmp_check --temp-config=$(srcdir)/regress.conf
 
-ISOLATION = gate_commit gate_abort gate_deadlock gate_isolation_levels gate_row_moves gate_early_release gate_outside_writes gate_slotless
+ISOLATION = gate_commit gate_abort gate_deadlock gate_isolation_levels gate_row_moves gate_early_release gate_outside_writes gate_slotless gate_own_row
 ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/regress.conf
 
 TAP_TESTS = 1

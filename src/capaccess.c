@@ -220,6 +220,7 @@ capaccess_shmem_startup(void)
 		pg_atomic_init_u64(&c->deadlock_checks, 0);
 		pg_atomic_init_u64(&c->stale_caches, 0);
 		pg_atomic_init_u64(&c->slotless, 0);
+		pg_atomic_init_u64(&capaccess_shared->early_release_lsn, 0);
 		pg_atomic_init_u64(&c->gate_limit_errors, 0);
 		pg_atomic_init_u64(&c->idle_holders_ended, 0);
 		for (int i = 0; i <= CAPACCESS_DB_SHARES; i++)

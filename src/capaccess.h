@@ -185,6 +185,8 @@ typedef struct CapaccessShared
 	int			nslots;
 	int			nprocs;
 	CapaccessCounters counters;
+	pg_atomic_uint64 early_release_lsn; /* end of the latest commit that
+										 * released its gates early */
 	/* one entry per database, and a last one shared by any beyond those */
 	CapaccessDbShare dbshares[CAPACCESS_DB_SHARES + 1];
 	CapaccessSlot *slots;		/* nslots entries, in this segment */
@@ -250,6 +252,7 @@ extern int	capaccess_slot_database_pinned(Oid dbid);
 extern void capaccess_gate_register_callbacks(void);
 extern bool capaccess_gate_is_held(uint64 scope, int64 customer_id);
 extern bool capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id);
+extern bool capaccess_gate_try_acquire(int slot, uint64 scope, int64 customer_id);
 extern void capaccess_gate_stage(uint64 scope, int64 customer_id,
 								 const CapaccessState *state);
 extern void capaccess_gate_stage_gone(uint64 scope, int64 customer_id);
@@ -296,6 +299,7 @@ extern void capaccess_state_from_row(Relation rel, HeapTuple tup, TupleDesc desc
 extern bool capaccess_row_is_current(Relation rel, const CapaccessState *st,
 									 int64 customer_id);
 extern XLogRecPtr capaccess_durable_lsn(void);
+extern bool capaccess_row_held_by_us(Relation rel, ItemPointer tid);
 
 /* update.c: one customer's update under its gate */
 typedef enum CapaccessOp

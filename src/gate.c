@@ -489,21 +489,10 @@ gate_sleep(int slot, int64 customer_id, uint32 wait_seq)
  * the gate was handed over after a wait in the queue, false if it was
  * taken at once.
  */
-bool
-capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
+/* What taking one more gate needs, checked before anything is changed. */
+static void
+gate_prepare_take(void)
 {
-	CapaccessSlot *s = capaccess_slot_at(slot);
-	CapaccessProc *mine;
-	int			me = MyProc->pgprocno;
-	uint32		expected = 0;
-	uint32		wait_seq;
-	TimestampTz now;
-
-	if (held_find(scope, customer_id) >= 0)
-	{
-		capaccess_slot_unpin(slot);
-		return false;
-	}
 	if (nheld >= capaccess_max_gates_per_transaction && !limit_exempt)
 	{
 		pg_atomic_fetch_add_u64(&capaccess_shared->counters.gate_limit_errors, 1);
@@ -521,6 +510,52 @@ capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
 		exit_hook_registered = true;
 	}
 	held_reserve();				/* may fail: the pin is still a loose one */
+}
+
+/*
+ * Take the gate of a slot the caller has pinned only if it is free (or
+ * this transaction holds it already).  Returns false, leaving the loose pin
+ * to the caller, if somebody else holds it.
+ */
+bool
+capaccess_gate_try_acquire(int slot, uint64 scope, int64 customer_id)
+{
+	CapaccessSlot *s = capaccess_slot_at(slot);
+	uint32		expected = 0;
+	TimestampTz now;
+
+	if (held_find(scope, customer_id) >= 0)
+	{
+		capaccess_slot_unpin(slot);
+		return true;
+	}
+	gate_prepare_take();
+	if (!pg_atomic_compare_exchange_u32(&s->holder, &expected,
+										(uint32) MyProc->pgprocno + 1))
+		return false;
+	capaccess_slot_keep_pin(slot);
+	now = GetCurrentTimestamp();
+	s->held_since = now;
+	held_add(slot, scope, customer_id, now);
+	return true;
+}
+
+bool
+capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
+{
+	CapaccessSlot *s = capaccess_slot_at(slot);
+	CapaccessProc *mine;
+	int			me = MyProc->pgprocno;
+	uint32		expected = 0;
+	uint32		wait_seq;
+	TimestampTz now;
+
+	if (held_find(scope, customer_id) >= 0)
+	{
+		capaccess_slot_unpin(slot);
+		return false;
+	}
+	gate_prepare_take();
 	capaccess_slot_keep_pin(slot);
 
 	/* uncontended: the gate is free, so nobody waits for it either */
@@ -698,6 +733,18 @@ gate_pre_commit(void)
 	flush_after_release = true;
 }
 
+/* Keep the latest early-released commit's end, for capaccess_peek. */
+static void
+note_early_release(XLogRecPtr lsn)
+{
+	pg_atomic_uint64 *latest = &capaccess_shared->early_release_lsn;
+	uint64		seen = pg_atomic_read_u64(latest);
+
+	while (seen < (uint64) lsn &&
+		   !pg_atomic_compare_exchange_u64(latest, &seen, (uint64) lsn))
+		;
+}
+
 static void
 gate_xact_callback(XactEvent event, void *arg)
 {
@@ -732,7 +779,10 @@ gate_xact_callback(XactEvent event, void *arg)
 			 * is always synchronous): count only the releases that are early.
 			 */
 			if (flush_after_release && XLogNeedsFlush(XactLastCommitEnd))
+			{
 				pg_atomic_fetch_add_u64(&capaccess_shared->counters.early_releases, 1);
+				note_early_release(XactLastCommitEnd);
+			}
 			gate_release_all(true);
 			ngateless = 0;
 			if (flush_after_release)

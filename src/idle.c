@@ -147,6 +147,7 @@ capaccess_idle_holder_check(int slot, int64 customer_id, TimestampTz now)
 	/* as pg_terminate_backend(): backends lead their own process group */
 	if (kill(-pid, SIGTERM) != 0)
 	{
+		victim->idle_ended_pid = 0;
 		ereport(WARNING,
 				(errmsg("could not send signal to process %d: %m", pid)));
 		return TimestampTzPlusMilliseconds(now, timeout);

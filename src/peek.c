@@ -22,9 +22,10 @@
  * holds it (an older xmin committed long ago).  A synchronous commit
  * records none, and was flushed before it became visible.  So a peek of a
  * state already durable flushes nothing.  A peek that finds no row flushes
- * up to everything inserted into the WAL so far, but only if the customer
- * has a slot (was used recently): its row may have been deleted under early
- * release.  On a standby nothing is flushed: what it replays is durable on
+ * up to the last commit that released its gates early (gate.c keeps it),
+ * since the row may have been deleted by capaccess_unregister under early
+ * release; a delete written directly with synchronous_commit off is the
+ * writer's choice, as for any read.  On a standby nothing is flushed: what it replays is durable on
  * the primary already.
  *
  *-------------------------------------------------------------------------
@@ -60,23 +61,29 @@ commit_lsn_of(TransactionId xmin)
 
 	if (!TransactionIdIsNormal(xmin))
 		return lsn;
+
+	/*
+	 * Only an xid the commit log still holds: a frozen row keeps its raw
+	 * xmin, which may be older than what the commit log keeps, or so old that
+	 * it looks newer than the next xid.
+	 */
 	LWLockAcquire(XactTruncationLock, LW_SHARED);
-	if (TransactionIdFollowsOrEquals(xmin, ShmemVariableCache->oldestClogXid))
+	if (TransactionIdFollowsOrEquals(xmin, ShmemVariableCache->oldestClogXid) &&
+		TransactionIdPrecedes(xmin, ReadNextTransactionId()))
 		lsn = TransactionIdGetCommitLSN(xmin);
 	LWLockRelease(XactTruncationLock);
 	return lsn;
 }
 
-/* Before reporting that there is no row: everything, if it was in use. */
+/*
+ * Before reporting that there is no row: the last commit that released its
+ * gates early, which covers a capaccess_unregister whose delete is visible
+ * but not yet durable.
+ */
 static XLogRecPtr
-gone_flush_target(uint64 scope, int64 customer_id)
+gone_flush_target(void)
 {
-	int			slot = capaccess_slot_pin(scope, customer_id, false);
-
-	if (slot < 0)
-		return InvalidXLogRecPtr;
-	capaccess_slot_unpin(slot);
-	return capaccess_durable_lsn();
+	return (XLogRecPtr) pg_atomic_read_u64(&capaccess_shared->early_release_lsn);
 }
 
 /*
@@ -138,7 +145,7 @@ capaccess_peek(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	else if (!RecoveryInProgress())
-		XLogFlush(gone_flush_target(capaccess_table_scope(rel), customer_id));
+		XLogFlush(gone_flush_target());
 	table_close(rel, NoLock);
 	return (Datum) 0;
 }

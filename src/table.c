@@ -72,6 +72,8 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
+#include "access/multixact.h"
+#include "access/xact.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xlog.h"
@@ -595,6 +597,63 @@ capaccess_row_is_current(Relation rel, const CapaccessState *st,
 	}
 	UnlockReleaseBuffer(buf);
 	return current;
+}
+
+/*
+ * Does this transaction hold the row version at tid: did it write it (its
+ * xmin), or update, delete or lock it (its xmax, alone or in a
+ * multixact)?  Another writer of the row then waits for this transaction,
+ * so this transaction must not queue for the customer's gate behind that
+ * writer.  An UPDATE that waited for a concurrent writer and found the row
+ * no longer qualifying leaves such a lock too.  Reads the header as heapam
+ * does; a transaction without an xid holds nothing.
+ */
+bool
+capaccess_row_held_by_us(Relation rel, ItemPointer tid)
+{
+	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
+	OffsetNumber offnum = ItemPointerGetOffsetNumber(tid);
+	Buffer		buf;
+	Page		page;
+	bool		ours = false;
+
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
+		blkno >= RelationGetNumberOfBlocks(rel))
+		return false;
+	buf = ReadBuffer(rel, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (offnum >= FirstOffsetNumber && offnum <= PageGetMaxOffsetNumber(page))
+	{
+		ItemId		lp = PageGetItemId(page, offnum);
+
+		if (ItemIdIsNormal(lp))
+		{
+			HeapTupleHeader htup = (HeapTupleHeader) PageGetItem(page, lp);
+			uint16		infomask = htup->t_infomask;
+			TransactionId xmax = HeapTupleHeaderGetRawXmax(htup);
+
+			ours = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(htup));
+			if (!ours && !(infomask & HEAP_XMAX_INVALID))
+			{
+				if (infomask & HEAP_XMAX_IS_MULTI)
+				{
+					MultiXactMember *members;
+					int			n = GetMultiXactIdMembers(xmax, &members, false,
+														  HEAP_XMAX_IS_LOCKED_ONLY(infomask));
+
+					for (int i = 0; i < n && !ours; i++)
+						ours = TransactionIdIsCurrentTransactionId(members[i].xid);
+					if (n > 0)
+						pfree(members);
+				}
+				else
+					ours = TransactionIdIsCurrentTransactionId(xmax);
+			}
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return ours;
 }
 
 /*

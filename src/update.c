@@ -395,6 +395,24 @@ refuse_from_cache(CapaccessCall *c, CapaccessResult *result)
 	return true;
 }
 
+/* Does this transaction hold the customer's current row (table.c)? */
+static bool
+row_held_by_us(CapaccessCall *c)
+{
+	int			rc = SPI_execute_plan(select_plan, c->args, c->nulls, false, 1);
+	bool		isnull;
+	Datum		tid;
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "capaccess SELECT failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return false;
+	tid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						capaccess_spi_column(SPI_tuptable->tupdesc, "ctid"), &isnull);
+	return !isnull &&
+		capaccess_row_held_by_us(c->rel, (ItemPointer) DatumGetPointer(tid));
+}
+
 static void
 take_gate(CapaccessCall *c)
 {
@@ -411,6 +429,30 @@ take_gate(CapaccessCall *c)
 		capaccess_gate_note_gateless(c->scope, c->customer_id);
 		pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
 		return;
+	}
+
+	/*
+	 * A transaction that wrote something may hold the customer's row already
+	 * (a write of its own without the gate, capaccess_reset_all's first pass,
+	 * an UPDATE that found the row no longer qualifying): then the gate's
+	 * holder may be waiting for it, and it must not queue behind that holder.
+	 * It goes on without the gate, on the lock it holds.
+	 */
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+	{
+		if (capaccess_gate_try_acquire(c->slot, c->scope, c->customer_id))
+		{
+			c->gated = true;
+			return;
+		}
+		if (row_held_by_us(c))
+		{
+			capaccess_slot_unpin(c->slot);
+			c->slot = -1;
+			capaccess_gate_note_gateless(c->scope, c->customer_id);
+			pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
+			return;
+		}
 	}
 	/* the pin now belongs to the gate */
 	c->waited = capaccess_gate_acquire(c->slot, c->scope, c->customer_id);
@@ -528,9 +570,15 @@ explain_refusal(CapaccessCall *c, CapaccessResult *result, bool last_try)
 	/*
 	 * This call wrote nothing.  If it took the gate, give it back now.  A row
 	 * read with a fresh snapshot under the gate is the committed state, and
-	 * becomes the cache; otherwise the cache is dropped.
+	 * becomes the cache; otherwise the cache is dropped.  But if the UPDATE
+	 * left this transaction holding the row (it waited for a writer that
+	 * bypassed the gate, and then found the row no longer qualifying), the
+	 * gate is kept to the end of the transaction: the next holder would only
+	 * wait for that lock, and this transaction's next call would queue behind
+	 * it.
 	 */
-	if (c->gated && !c->held_before)
+	if (c->gated && !c->held_before &&
+		!(found && capaccess_row_held_by_us(c->rel, &st.tid)))
 		capaccess_gate_give_back(c->scope, c->customer_id,
 								 (found && !IsolationUsesXactSnapshot()) ? &st : NULL);
 	pg_atomic_fetch_add_u64(&capaccess_shared->counters.rejected, 1);

@@ -182,6 +182,23 @@ foreach my $case (
 		"after a crash, the state that peek reported ($how) is there");
 }
 
+# --- 3c. a peek of a durable state flushes nothing ---------------------------
+# Only what the row read needs: a peek of a state committed long ago does
+# not wait for another session's unflushed WAL.
+# The commit log keeps one LSN per group of 32 xids, so the other session's
+# xid is first taken out of the peeked row's group.
+$node->safe_psql('postgres',
+	join('', map { "BEGIN; SELECT pg_current_xact_id(); COMMIT;\n" } 1 .. 64));
+$walwriter = stop_walwriter();
+like(write_unflushed('SELECT capaccess_update(1, 1);'),
+	qr/t$/, 'another session left WAL unflushed');
+is($node->safe_psql('postgres', 'SELECT used FROM capaccess_peek(3)'),
+	50, 'a peek of a durable state');
+is( $node->safe_psql('postgres',
+		'SELECT pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()'),
+	't', 'did not flush the other session\'s WAL');
+crash($walwriter);
+
 # --- 4. many clients on one customer, and a crash in the middle --------------
 # Every transaction pgbench logged was acknowledged to its client.  After the
 # crash all of them are in the table, plus at most one per client that
