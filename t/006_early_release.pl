@@ -185,11 +185,18 @@ foreach my $case (
 # --- 3c. a peek of a durable state flushes nothing ---------------------------
 # Only what the row read needs: a peek of a state committed long ago does
 # not wait for another session's unflushed WAL.
-# The commit log keeps one LSN per group of 32 xids, so the other session's
-# xid is first taken out of the peeked row's group.
+# The commit log keeps one LSN per group of 32 xids, the latest of their
+# asynchronous commits, so the other session's xid is first taken out of
+# the peeked row's group, and what that group's commits wrote is flushed.
 $node->safe_psql('postgres',
-	join('', map { "BEGIN; SELECT pg_current_xact_id(); COMMIT;\n" } 1 .. 64));
+	join('', map { "BEGIN; SELECT pg_current_xact_id(); COMMIT;\n" } 1 .. 64)
+	  . "CHECKPOINT;\n");
+# The background writer is stopped too: writing out the page that session
+# dirtied would flush its WAL.
+my $bgwriter = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'background writer'");
 $walwriter = stop_walwriter();
+kill 'STOP', $bgwriter;
 like(write_unflushed('SELECT capaccess_update(1, 1);'),
 	qr/t$/, 'another session left WAL unflushed');
 is($node->safe_psql('postgres', 'SELECT used FROM capaccess_peek(3)'),
@@ -197,6 +204,7 @@ is($node->safe_psql('postgres', 'SELECT used FROM capaccess_peek(3)'),
 is( $node->safe_psql('postgres',
 		'SELECT pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()'),
 	't', 'did not flush the other session\'s WAL');
+kill 'CONT', $bgwriter;
 crash($walwriter);
 
 # --- 4. many clients on one customer, and a crash in the middle --------------
