@@ -61,9 +61,11 @@
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/plancache.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 
 #include "capaccess.h"
 
@@ -646,18 +648,70 @@ capaccess_do_reset(int64 customer_id, int64 new_used, CapaccessResult *result)
 }
 
 /*
+ * The result row types of the functions that return a CapaccessResult,
+ * blessed once per backend instead of once per call (bench/PROFILE.md):
+ * by function OID, dropped whenever pg_proc changes.
+ */
+#define RESULT_TYPES	4
+static struct
+{
+	Oid			fn_oid;
+	TupleDesc	tupdesc;
+}			result_types[RESULT_TYPES];
+static bool result_types_watched = false;
+
+static void
+result_types_forget(Datum arg, int cacheid, uint32 hashvalue)
+{
+	for (int i = 0; i < RESULT_TYPES; i++)
+		result_types[i].fn_oid = InvalidOid;
+}
+
+static TupleDesc
+result_type_of(FunctionCallInfo fcinfo)
+{
+	Oid			fn_oid = fcinfo->flinfo->fn_oid;
+	TupleDesc	tupdesc;
+	MemoryContext old;
+	int			free_entry = -1;
+
+	for (int i = 0; i < RESULT_TYPES; i++)
+	{
+		if (result_types[i].fn_oid == fn_oid && OidIsValid(fn_oid))
+			return result_types[i].tupdesc;
+		if (!OidIsValid(result_types[i].fn_oid) && free_entry < 0)
+			free_entry = i;
+	}
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (free_entry < 0 || !OidIsValid(fn_oid))
+		return BlessTupleDesc(tupdesc);
+
+	if (!result_types_watched)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, result_types_forget, (Datum) 0);
+		result_types_watched = true;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (result_types[free_entry].tupdesc != NULL)
+		FreeTupleDesc(result_types[free_entry].tupdesc);
+	tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+	MemoryContextSwitchTo(old);
+	result_types[free_entry].tupdesc = tupdesc;
+	result_types[free_entry].fn_oid = fn_oid;
+	return tupdesc;
+}
+
+/*
  * The row (updated, reason, used, cap, access, clock, seq, state_hash) that
  * capaccess_update and capaccess_reset return.
  */
 Datum
 capaccess_result_datum(FunctionCallInfo fcinfo, const CapaccessResult *r)
 {
-	TupleDesc	tupdesc;
+	TupleDesc	tupdesc = result_type_of(fcinfo);
 	Datum		values[8];
 	bool		nulls[8];
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
 
 	memset(nulls, !r->found, sizeof(nulls));
 	values[0] = BoolGetDatum(r->updated);
@@ -673,7 +727,6 @@ capaccess_result_datum(FunctionCallInfo fcinfo, const CapaccessResult *r)
 		nulls[6] = true;
 	values[7] = Int64GetDatum(r->state_hash);
 
-	tupdesc = BlessTupleDesc(tupdesc);
 	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }
 
