@@ -105,26 +105,8 @@ capaccess_unregister(PG_FUNCTION_ARGS)
 	(void) capaccess_prepare_once(&delete_plan, delete_sql, 1, &argtype);
 
 	held_before = capaccess_gate_is_held(scope, customer_id);
-	gated = held_before;
-	if (!held_before)
-	{
-		int			slot = -1;
-
-		if (!capaccess_gate_is_gateless(scope, customer_id))
-			slot = capaccess_slot_pin(scope, customer_id, true);
-
-		/* without a slot, the DELETE's row lock orders it */
-		if (slot >= 0)
-		{
-			(void) capaccess_gate_acquire(slot, scope, customer_id);
-			gated = true;
-		}
-		else
-		{
-			capaccess_gate_note_gateless(scope, customer_id);
-			pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
-		}
-	}
+	/* without a slot, the DELETE's row lock orders it */
+	gated = capaccess_gate_take_or_go_without(scope, customer_id);
 
 	rc = SPI_execute_plan(delete_plan, &arg, NULL, false, 0);
 	if (rc != SPI_OK_DELETE)

@@ -246,7 +246,6 @@ extern void capaccess_slot_write_cache(int slot, const CapaccessState *state);
 extern void capaccess_slot_forget_cache(int slot);
 extern bool capaccess_slot_inspect(int slot, CapaccessSlotView *view);
 extern int64 *capaccess_slot_busy_customers(uint64 scope, int *n);
-extern int	capaccess_slot_database_pinned(Oid dbid);
 
 /* gate.c */
 extern void capaccess_gate_register_callbacks(void);
@@ -260,7 +259,8 @@ extern void capaccess_gate_give_back(uint64 scope, int64 customer_id,
 									 const CapaccessState *committed);
 extern void capaccess_gate_set_limit_exempt(bool exempt);
 extern bool capaccess_gate_is_gateless(uint64 scope, int64 customer_id);
-extern void capaccess_gate_note_gateless(uint64 scope, int64 customer_id);
+extern void capaccess_gate_go_without(uint64 scope, int64 customer_id);
+extern bool capaccess_gate_take_or_go_without(uint64 scope, int64 customer_id);
 extern bool capaccess_gate_holds_any(void);
 
 /* idle.c */

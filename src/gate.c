@@ -358,8 +358,8 @@ capaccess_gate_is_gateless(uint64 scope, int64 customer_id)
  * Remember that this transaction goes on without the customer's gate (it
  * got no slot), before it locks the row.
  */
-void
-capaccess_gate_note_gateless(uint64 scope, int64 customer_id)
+static void
+gate_note_gateless(uint64 scope, int64 customer_id)
 {
 	if (capaccess_gate_is_gateless(scope, customer_id))
 		return;
@@ -382,6 +382,41 @@ capaccess_gate_note_gateless(uint64 scope, int64 customer_id)
 	gateless[ngateless].customer_id = customer_id;
 	gateless[ngateless].subid = GetCurrentSubTransactionId();
 	ngateless++;
+}
+
+/*
+ * Go on without the customer's gate (no slot, or this transaction holds its
+ * row already): remembered for the rest of the transaction, and counted.
+ */
+void
+capaccess_gate_go_without(uint64 scope, int64 customer_id)
+{
+	gate_note_gateless(scope, customer_id);
+	pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
+}
+
+/*
+ * For a call that writes one customer and needs nothing between pinning and
+ * queueing (register, unregister): take the customer's gate, waiting in
+ * line if need be, unless this transaction holds it already or goes
+ * without it.  Returns true if the transaction holds the gate now.
+ */
+bool
+capaccess_gate_take_or_go_without(uint64 scope, int64 customer_id)
+{
+	int			slot = -1;
+
+	if (held_find(scope, customer_id) >= 0)
+		return true;
+	if (!capaccess_gate_is_gateless(scope, customer_id))
+		slot = capaccess_slot_pin(scope, customer_id, true);
+	if (slot < 0)
+	{
+		capaccess_gate_go_without(scope, customer_id);
+		return false;
+	}
+	(void) capaccess_gate_acquire(slot, scope, customer_id);
+	return true;
 }
 
 /* Is this backend's transaction holding any gate now? */

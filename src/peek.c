@@ -25,8 +25,8 @@
  * up to the last commit that released its gates early (gate.c keeps it),
  * since the row may have been deleted by capaccess_unregister under early
  * release; a delete written directly with synchronous_commit off is the
- * writer's choice, as for any read.  On a standby nothing is flushed: what it replays is durable on
- * the primary already.
+ * writer's choice, as for any read.  On a standby nothing is flushed: what
+ * it replays is durable on the primary already.
  *
  *-------------------------------------------------------------------------
  */

@@ -218,18 +218,6 @@ share_release(void)
 	pg_atomic_fetch_sub_u32(&share_mine()->pinned, 1);
 }
 
-/* How many slots the database has pinned, for tests and monitoring. */
-int
-capaccess_slot_database_pinned(Oid dbid)
-{
-	CapaccessDbShare *shares = capaccess_shared->dbshares;
-
-	for (int i = 0; i < CAPACCESS_DB_SHARES; i++)
-		if (pg_atomic_read_u32(&shares[i].dbid) == (uint32) dbid)
-			return (int) pg_atomic_read_u32(&shares[i].pinned);
-	return -1;
-}
-
 /*
  * Look for the customer in its window and pin its slot.  Returns the slot
  * index, or -1 if the customer has no slot.  *share_full is set if it has

@@ -428,8 +428,7 @@ take_gate(CapaccessCall *c)
 		 * No slot to be had, or this transaction holds the row lock already:
 		 * the UPDATE's row lock alone orders this call.
 		 */
-		capaccess_gate_note_gateless(c->scope, c->customer_id);
-		pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
+		capaccess_gate_go_without(c->scope, c->customer_id);
 		return;
 	}
 
@@ -451,8 +450,7 @@ take_gate(CapaccessCall *c)
 		{
 			capaccess_slot_unpin(c->slot);
 			c->slot = -1;
-			capaccess_gate_note_gateless(c->scope, c->customer_id);
-			pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
+			capaccess_gate_go_without(c->scope, c->customer_id);
 			return;
 		}
 	}
@@ -877,25 +875,7 @@ capaccess_register(PG_FUNCTION_ARGS)
 	 * state becomes the cache at commit.  Without a slot, the primary key
 	 * alone keeps two registrations apart.
 	 */
-	gated = capaccess_gate_is_held(scope, customer_id);
-	if (!gated)
-	{
-		int			slot = -1;
-
-		if (!capaccess_gate_is_gateless(scope, customer_id))
-			slot = capaccess_slot_pin(scope, customer_id, true);
-
-		if (slot >= 0)
-		{
-			(void) capaccess_gate_acquire(slot, scope, customer_id);
-			gated = true;
-		}
-		else
-		{
-			capaccess_gate_note_gateless(scope, customer_id);
-			pg_atomic_fetch_add_u64(&capaccess_shared->counters.slotless, 1);
-		}
-	}
+	gated = capaccess_gate_take_or_go_without(scope, customer_id);
 
 	rc = SPI_execute_plan(insert_plan, args, NULL, false, 1);
 	if (rc != SPI_OK_INSERT_RETURNING)
