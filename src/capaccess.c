@@ -106,6 +106,16 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("capaccess.direct_write",
+							 "Writes a customer's row without the executor where the table allows it.",
+							 "Off, every call writes through an UPDATE statement; the results "
+							 "are the same, only slower.",
+							 &capaccess_direct_write,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomIntVariable("capaccess.deadlock_walk_delay",
 							"Developer option: pause a deadlock check before it reads each backend beyond the second.",
 							"Only for tests, which use it to make a walk read the wait-for graph while it changes.",

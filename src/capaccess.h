@@ -170,6 +170,8 @@ typedef struct CapaccessCounters
 										 * capaccess.max_gates_per_transaction */
 	pg_atomic_uint64 idle_holders_ended;	/* sessions ended by
 											 * capaccess.idle_holder_timeout */
+	pg_atomic_uint64 direct_writes; /* rows written without the executor
+									 * (write.c) */
 } CapaccessCounters;
 
 /* How many slots one database's customers have pinned (slots.c). */
@@ -286,7 +288,19 @@ typedef struct CapaccessSpi
 	int			save_nestlevel;
 } CapaccessSpi;
 
+/* Positions of the contract's columns (table.c), for capaccess_table_attnum. */
+#define CAPACCESS_COL_CUSTOMER_ID	0
+#define CAPACCESS_COL_CAP			1
+#define CAPACCESS_COL_USED			2
+#define CAPACCESS_COL_ACCESS		3
+#define CAPACCESS_COL_CLOCK			4
+#define CAPACCESS_COL_SEQ			5
+#define CAPACCESS_COL_STATE_HASH	6
+#define CAPACCESS_COL_UPDATED_AT	7
+
 extern Relation capaccess_table_open(LOCKMODE lockmode);
+extern AttrNumber capaccess_table_attnum(int col);
+extern Oid	capaccess_table_seq(void);
 extern void capaccess_table_lock_indexes(Relation rel);
 extern uint64 capaccess_table_scope(Relation rel);
 extern uint64 capaccess_table_generation(void);
@@ -307,6 +321,30 @@ typedef enum CapaccessOp
 	CAPACCESS_OP_UPDATE,		/* consume, and maybe a new cap or access */
 	CAPACCESS_OP_RESET			/* set used, as at a new billing period */
 } CapaccessOp;
+
+/* Writing a row without the executor (write.c). */
+typedef enum CapaccessWrite
+{
+	CAPACCESS_WRITE_DONE,		/* written */
+	CAPACCESS_WRITE_NO_ROW,		/* no row, or it does not allow the call */
+	CAPACCESS_WRITE_USE_SQL		/* nothing written: run the UPDATE */
+} CapaccessWrite;
+
+typedef struct CapaccessWriteArgs
+{
+	CapaccessOp op;
+	int64		customer_id;
+	int64		consume;		/* update: added to used; reset: the new used */
+	bool		has_cap;
+	int64		new_cap;
+	const char *new_access;		/* or NULL */
+	ItemPointer tid;			/* the version to try first, or NULL */
+} CapaccessWriteArgs;
+
+extern bool capaccess_direct_write;
+extern CapaccessWrite capaccess_write_direct(Relation rel,
+											 const CapaccessWriteArgs *a,
+											 HeapTuple *newtup_out);
 
 typedef struct CapaccessResult
 {

@@ -14,8 +14,9 @@
  * superseded when they would have answered a refusal (table.c),
  * slotless_calls the calls that found no slot and relied on the row lock
  * alone (update.c), gate_limit_errors the calls refused by
- * capaccess.max_gates_per_transaction, and idle_holders_ended the sessions
- * ended by capaccess.idle_holder_timeout (idle.c).
+ * capaccess.max_gates_per_transaction, idle_holders_ended the sessions
+ * ended by capaccess.idle_holder_timeout (idle.c), and direct_writes the
+ * rows written without the executor (write.c).
  *
  * Every counter covers the whole server, all databases together, since the
  * slots and gates they count are shared by all of them.
@@ -70,6 +71,7 @@ static const CounterInfo counters[] = {
 	COUNTER(slotless, "slotless_calls"),
 	COUNTER(gate_limit_errors, "gate_limit_errors"),
 	COUNTER(idle_holders_ended, "idle_holders_ended"),
+	COUNTER(direct_writes, "direct_writes"),
 };
 
 static uint64

@@ -105,15 +105,6 @@ typedef struct CustomerColumn
 	Oid			type;
 } CustomerColumn;
 
-/* Positions in customer_columns. */
-#define COL_CUSTOMER_ID	0
-#define COL_CAP			1
-#define COL_USED		2
-#define COL_ACCESS		3
-#define COL_CLOCK		4
-#define COL_SEQ			5
-#define COL_STATE_HASH	6
-
 static const CustomerColumn customer_columns[] = {
 	{"customer_id", INT8OID},
 	{"cap", INT8OID},
@@ -137,6 +128,8 @@ static AttrNumber customer_attnums[lengthof(customer_columns)]; /* once checked 
 static uint64 customer_generation = 0;
 static bool customer_inval_registered = false;
 
+static void customer_lookup(Oid *relid, Oid *seqid);
+
 static void
 customer_inval(Datum arg, Oid relid)
 {
@@ -148,6 +141,28 @@ customer_inval(Datum arg, Oid relid)
 		customer_checked = false;
 		customer_generation++;
 	}
+}
+
+/*
+ * Where the contract's column col (CAPACCESS_COL_*) is in the table.  Only
+ * after capaccess_table_open, whose lock keeps it so.
+ */
+AttrNumber
+capaccess_table_attnum(int col)
+{
+	Assert(col >= 0 && col < lengthof(customer_columns));
+	return customer_attnums[col];
+}
+
+/* capaccess.seq, locked by capaccess_table_open for a writer. */
+Oid
+capaccess_table_seq(void)
+{
+	Oid			relid;
+	Oid			seqid;
+
+	customer_lookup(&relid, &seqid);
+	return seqid;
 }
 
 /*
@@ -265,7 +280,7 @@ check_contract(Relation rel)
 							 col->name, format_type_be(col->type))));
 		customer_attnums[i] = found->attnum;
 	}
-	key_attnum = customer_attnums[COL_CUSTOMER_ID];
+	key_attnum = customer_attnums[CAPACCESS_COL_CUSTOMER_ID];
 
 	pk = RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(pk) || !index_is_key_on(pk, key_attnum))
@@ -514,18 +529,18 @@ tuple_holds_state(Relation rel, HeapTuple tuple, const CapaccessState *st,
 	Datum		d;
 	struct varlena *access;
 
-	if (!int8_column_is(tuple, desc, COL_CUSTOMER_ID, customer_id) ||
-		!int8_column_is(tuple, desc, COL_CAP, st->cap) ||
-		!int8_column_is(tuple, desc, COL_USED, st->used) ||
-		!int8_column_is(tuple, desc, COL_CLOCK, st->clock) ||
-		!int8_column_is(tuple, desc, COL_STATE_HASH, st->state_hash))
+	if (!int8_column_is(tuple, desc, CAPACCESS_COL_CUSTOMER_ID, customer_id) ||
+		!int8_column_is(tuple, desc, CAPACCESS_COL_CAP, st->cap) ||
+		!int8_column_is(tuple, desc, CAPACCESS_COL_USED, st->used) ||
+		!int8_column_is(tuple, desc, CAPACCESS_COL_CLOCK, st->clock) ||
+		!int8_column_is(tuple, desc, CAPACCESS_COL_STATE_HASH, st->state_hash))
 		return false;
-	d = heap_getattr(tuple, customer_attnums[COL_SEQ], desc, &isnull);
+	d = heap_getattr(tuple, customer_attnums[CAPACCESS_COL_SEQ], desc, &isnull);
 	if (isnull != st->seq_isnull || (!isnull && DatumGetInt64(d) != st->seq))
 		return false;
 
 	/* a cached access is short, so the tuple's must be inline to match */
-	d = heap_getattr(tuple, customer_attnums[COL_ACCESS], desc, &isnull);
+	d = heap_getattr(tuple, customer_attnums[CAPACCESS_COL_ACCESS], desc, &isnull);
 	if (isnull || st->access_len < 0)
 		return false;
 	access = (struct varlena *) DatumGetPointer(d);

@@ -16,12 +16,14 @@
  *					   make sure the statements' plans are built and valid,
  *					   so that nobody plans under the gate while others wait.
  *	take_gate		   Queue for the customer's gate (gate.c).
- *	write_row		   One prepared UPDATE through SPI: after a wait, by the
- *					   position of the last committed row version (its ctid),
- *					   else, or if that finds nothing, by key.  The statement
- *					   checks the cap and computes the new clock, sequence
- *					   number and state hash from the row, so the table stays
- *					   right whatever shared memory says.
+ *	write_row		   Write the row: without the executor where the table
+ *					   allows it (write.c), else one prepared UPDATE through
+ *					   SPI.  Either goes, after a wait, to the position of
+ *					   the last committed row version (its ctid), else, or if
+ *					   that finds nothing, by key.  Both check the cap and
+ *					   compute the new clock, sequence number and state hash
+ *					   from the row, so the table stays right whatever shared
+ *					   memory says.
  *	accept			   Stage the new state; the commit publishes it to the
  *					   cache and releases the gate.
  *	explain_refusal	   The UPDATE changed nothing: read the row to say why
@@ -178,6 +180,7 @@ typedef struct CapaccessCall
 	bool		gated;			/* holds the gate (else it had no slot) */
 	bool		waited;			/* the gate was handed over after a wait */
 	ItemPointerData tid;		/* the row version to go to, as $5 */
+	HeapTuple	written;		/* the new version, if written directly */
 	Datum		args[5];
 	char		nulls[5];
 } CapaccessCall;
@@ -479,6 +482,27 @@ run_update(SPIPlanPtr plan, CapaccessCall *c)
 static bool
 write_row(CapaccessCall *c)
 {
+	CapaccessWriteArgs a;
+
+	a.op = c->op;
+	a.customer_id = c->customer_id;
+	a.consume = c->consume;
+	a.has_cap = c->has_cap;
+	a.new_cap = c->new_cap;
+	a.new_access = c->new_access;
+	a.tid = (c->waited && capaccess_slot_cached_tid(c->slot, &c->tid)) ?
+		&c->tid : NULL;
+	c->written = NULL;
+	switch (capaccess_write_direct(c->rel, &a, &c->written))
+	{
+		case CAPACCESS_WRITE_DONE:
+			return true;
+		case CAPACCESS_WRITE_NO_ROW:
+			return false;
+		case CAPACCESS_WRITE_USE_SQL:
+			break;
+	}
+
 	if (c->op == CAPACCESS_OP_RESET)
 		return run_update(reset_plan, c);
 
@@ -500,9 +524,16 @@ accept(CapaccessCall *c, CapaccessResult *result)
 	CapaccessState st;
 	char	   *access;
 
-	capaccess_state_from_row(c->rel, SPI_tuptable->vals[0],
-							 SPI_tuptable->tupdesc, c->customer_id, &st,
-							 &access, c->callercxt);
+	if (c->written != NULL)
+	{
+		capaccess_state_from_row(c->rel, c->written, RelationGetDescr(c->rel),
+								 c->customer_id, &st, &access, c->callercxt);
+		st.tid = c->written->t_self;
+	}
+	else
+		capaccess_state_from_row(c->rel, SPI_tuptable->vals[0],
+								 SPI_tuptable->tupdesc, c->customer_id, &st,
+								 &access, c->callercxt);
 	st.xmin = GetCurrentTransactionIdIfAny();
 	if (c->gated)
 		capaccess_gate_stage(c->scope, c->customer_id, &st);
