@@ -60,6 +60,20 @@ SELECT updated, used, clock FROM capaccess_update(9101, 60, new_cap => 100);
 SELECT used, cap, clock FROM capaccess.customer WHERE customer_id = 9101;
 SELECT direct_writes() - :d0 AS direct_writes_with_check;
 ALTER TABLE capaccess.customer DROP CONSTRAINT used_below_50;
+-- a constraint through a function, which planning folds to a constant: a
+-- new definition of the function applies from the next call on
+CREATE FUNCTION public.used_limit() RETURNS bigint LANGUAGE sql IMMUTABLE
+AS 'SELECT 1000::bigint';
+ALTER TABLE capaccess.customer ADD CONSTRAINT used_below_limit
+  CHECK (used < public.used_limit()) NOT VALID;
+SELECT direct_writes() AS d0 \gset
+SELECT updated, used, clock FROM capaccess_update(9101, 1);
+SELECT direct_writes() - :d0 AS direct_writes_function_check;
+CREATE OR REPLACE FUNCTION public.used_limit() RETURNS bigint LANGUAGE sql
+IMMUTABLE AS 'SELECT 0::bigint';
+SELECT updated, used, clock FROM capaccess_update(9101, 1);
+ALTER TABLE capaccess.customer DROP CONSTRAINT used_below_limit;
+DROP FUNCTION public.used_limit();
 
 -- 3. Indexes: a plain one on a column every call changes makes no update
 -- heap-only, so each one writes index entries; a unique one is checked.

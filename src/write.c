@@ -9,9 +9,10 @@
  * stored text again in every statement that writes the table: together
  * about 20 microseconds of a call that costs about 120 (bench/PROFILE.md).
  * Here the call finds the row through the primary key, builds the new
- * version, checks the constraints (whose parsed expressions are kept per
- * backend until the table changes), and writes it with heap_update and
- * index_insert, as CatalogTupleUpdate does for the catalogs.
+ * version, checks the constraints (whose planned expressions are kept per
+ * backend until the table or any function changes), and writes it with
+ * heap_update and index_insert, as CatalogTupleUpdate does for the
+ * catalogs.
  *
  * When.  Only where that does exactly what the UPDATE would do:
  *
@@ -69,9 +70,11 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "capaccess.h"
 
@@ -85,7 +88,20 @@ static MemoryContext known_cxt = NULL;
 static bool known_valid = false;
 static uint64 known_generation = 0;
 static bool known_eligible = false;
-static List *known_checks = NIL;	/* parsed CHECK expressions, not planned */
+static List *known_checks = NIL;	/* planned CHECK expressions */
+static bool known_watching = false;
+static uint64 proc_changes = 0; /* bumped by every change to pg_proc */
+static uint64 known_proc_changes = 0;
+
+/*
+ * Planning a CHECK expression may inline a SQL function it calls, so any
+ * change to pg_proc makes the table be worked out again.
+ */
+static void
+known_forget(Datum arg, int cacheid, uint32 hashvalue)
+{
+	proc_changes++;
+}
 
 /* Can the direct write do what an UPDATE of this table would do? */
 static bool
@@ -131,9 +147,15 @@ know_table(Relation rel)
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext old;
 
-	if (known_valid && known_generation == capaccess_table_generation())
+	if (known_valid && known_generation == capaccess_table_generation() &&
+		known_proc_changes == proc_changes)
 		return known_eligible;
 
+	if (!known_watching)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, known_forget, (Datum) 0);
+		known_watching = true;
+	}
 	if (known_cxt == NULL)
 		known_cxt = AllocSetContextCreate(CacheMemoryContext,
 										  "capaccess direct write",
@@ -145,17 +167,20 @@ know_table(Relation rel)
 	known_checks = NIL;
 
 	known_generation = capaccess_table_generation();
+	known_proc_changes = proc_changes;
 	known_eligible = table_is_plain(rel);
 	if (known_eligible && desc->constr != NULL)
 	{
 		old = MemoryContextSwitchTo(known_cxt);
 		for (int i = 0; i < desc->constr->num_check; i++)
-			known_checks = lappend(known_checks,
-								   stringToNode(desc->constr->check[i].ccbin));
+			known_checks =
+				lappend(known_checks,
+						expression_planner(stringToNode(desc->constr->check[i].ccbin)));
 		MemoryContextSwitchTo(old);
 	}
 	/* an invalidation while reading the catalogs: work it out again next time */
-	known_valid = (known_generation == capaccess_table_generation());
+	known_valid = (known_generation == capaccess_table_generation() &&
+				   known_proc_changes == proc_changes);
 	return known_eligible;
 }
 
@@ -190,8 +215,8 @@ passes_constraints(Relation rel, TupleTableSlot *slot)
 	econtext->ecxt_scantuple = slot;
 	foreach(lc, known_checks)
 	{
-		Expr	   *planned = expression_planner((Expr *) lfirst(lc));
-		ExprState  *check = ExecInitCheck(make_ands_implicit(planned), NULL);
+		ExprState  *check = ExecInitCheck(make_ands_implicit((Expr *) lfirst(lc)),
+										  NULL);
 
 		if (!ExecCheck(check, econtext))
 		{
