@@ -136,10 +136,31 @@ SELECT direct_writes() AS d0 \gset
 SELECT updated, used, clock FROM capaccess_update(9101, 1);
 SELECT direct_writes() - :d0 AS direct_writes_serializable;
 COMMIT;
+-- a partition, whose bound the UPDATE checks:
+CREATE TABLE public.customer_parts (LIKE capaccess.customer) PARTITION BY RANGE (used);
+ALTER TABLE public.customer_parts ATTACH PARTITION capaccess.customer
+  FOR VALUES FROM (MINVALUE) TO (1000000);
+SELECT direct_writes() AS d0 \gset
+SELECT updated, used, clock FROM capaccess_update(9101, 1);
+SELECT updated, used, clock FROM capaccess_update(9101, 2000000, new_cap => 10000000);
+SELECT direct_writes() - :d0 AS direct_writes_partition;
+ALTER TABLE public.customer_parts DETACH PARTITION capaccess.customer;
+DROP TABLE public.customer_parts;
 -- and with all of it gone, the direct write again:
 SELECT direct_writes() AS d0 \gset
 SELECT updated, used, clock FROM capaccess_update(9101, 1);
 SELECT direct_writes() - :d0 AS direct_writes_plain_again;
+
+-- a child table, whose rows the UPDATE (of capaccess.customer, not ONLY)
+-- writes too:
+CREATE TABLE public.customer_archive () INHERITS (capaccess.customer);
+INSERT INTO public.customer_archive (customer_id, cap, used, access, clock, state_hash)
+VALUES (9103, 10, 0, 'old', 0, capaccess.state_hash(9103, 0, 0, 10, 'old'));
+SELECT direct_writes() AS d0 \gset
+SELECT updated, used, clock FROM capaccess_update(9103, 1);
+SELECT updated, used, clock FROM capaccess_update(9101, 1);
+SELECT direct_writes() - :d0 AS direct_writes_inherited;
+DROP TABLE public.customer_archive;
 
 -- 5. An overflow is the UPDATE's error, and writes nothing.
 SELECT updated, used, clock FROM capaccess_update(9102, 9223372036854775807);

@@ -342,6 +342,7 @@ typedef struct CapaccessWriteArgs
 } CapaccessWriteArgs;
 
 extern bool capaccess_direct_write;
+extern void capaccess_write_prepare(Relation rel);
 extern CapaccessWrite capaccess_write_direct(Relation rel,
 											 const CapaccessWriteArgs *a,
 											 HeapTuple *newtup_out);

@@ -333,6 +333,7 @@ call_connect(CapaccessCall *c)
 	capaccess_spi_connect(c->rel, &c->spi);
 	c->connected = true;
 	plans_ensure();
+	capaccess_write_prepare(c->rel);
 
 	memset(c->nulls, ' ', sizeof(c->nulls));
 	c->args[0] = Int64GetDatum(c->customer_id);

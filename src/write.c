@@ -17,10 +17,15 @@
  * When.  Only where that does exactly what the UPDATE would do:
  *
  *	- the table is a heap with no triggers, no rules, no row level security
- *	  and no stored generated columns;
+ *	  and no stored generated columns, and is neither a partition (whose
+ *	  bound the executor checks) nor inherited from (the UPDATE, which
+ *	  names no ONLY, would write a child's rows too);
  *	- its indexes are plain: no expressions, no predicate, no exclusion
  *	  constraint, no deferred uniqueness;
- *	- the owner (whom the call acts as) holds SELECT and UPDATE on it;
+ *	- the owner (whom the call acts as) holds SELECT and UPDATE on it and
+ *	  EXECUTE on capaccess.state_hash, and no extension watches the
+ *	  executor's permission checks (ExecutorCheckPerms_hook: sepgsql,
+ *	  pgaudit's object audit);
  *	- the transaction is not SERIALIZABLE (whose predicate locks the
  *	  executor takes in its own way);
  *	- capaccess.direct_write is on.
@@ -33,6 +38,15 @@
  * executor does).  The fallback is decided before anything is written, so
  * the UPDATE always starts from the same unchanged row.  What falls back
  * costs one sequence value more than it would have; seq has gaps anyway.
+ *
+ * Two differences remain, both accepted.  A refusal that follows a wait for
+ * another transaction's write leaves the row unlocked, where the UPDATE's
+ * recheck would have left the newest version locked: nothing is written
+ * either way, and nobody waits for a lock that protects nothing.  And the
+ * CHECK expressions are planned once, not per statement: a function they
+ * call that is declared IMMUTABLE but reads something that changes (which
+ * PostgreSQL's own cached plans also fold to a constant) is evaluated again
+ * only after a change to the table or to pg_proc.
  *
  * The write is the UPDATE's, step for step: a new command id and snapshot
  * as SPI takes for each statement, the row found with that snapshot, the
@@ -58,6 +72,8 @@
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "common/int.h"
 #include "executor/executor.h"
@@ -65,6 +81,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_func.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
@@ -78,6 +95,13 @@
 
 #include "capaccess.h"
 
+#if PG_VERSION_NUM >= 160000
+#define proc_aclcheck(oid, role, mode) \
+	object_aclcheck(ProcedureRelationId, (oid), (role), (mode))
+#else
+#define proc_aclcheck(oid, role, mode) pg_proc_aclcheck((oid), (role), (mode))
+#endif
+
 bool		capaccess_direct_write = true;
 
 /*
@@ -89,6 +113,7 @@ static bool known_valid = false;
 static uint64 known_generation = 0;
 static bool known_eligible = false;
 static List *known_checks = NIL;	/* planned CHECK expressions */
+static Oid	known_state_hash = InvalidOid;	/* capaccess.state_hash */
 static bool known_watching = false;
 static uint64 proc_changes = 0; /* bumped by every change to pg_proc */
 static uint64 known_proc_changes = 0;
@@ -117,6 +142,8 @@ table_is_plain(Relation rel)
 		rel->trigdesc != NULL ||
 		rel->rd_rules != NULL ||
 		rel->rd_rel->relrowsecurity ||
+		rel->rd_rel->relispartition ||
+		rel->rd_rel->relhassubclass ||
 		(desc->constr != NULL && desc->constr->has_generated_stored))
 		return false;
 
@@ -140,7 +167,21 @@ table_is_plain(Relation rel)
 	return plain;
 }
 
-/* Work out, once per table generation, whether and how to write directly. */
+/* capaccess.state_hash(bigint, bigint, bigint, bigint, text), or InvalidOid */
+static Oid
+state_hash_function(void)
+{
+	Oid			argtypes[5] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
+
+	return LookupFuncName(list_make2(makeString("capaccess"),
+									 makeString("state_hash")),
+						  lengthof(argtypes), argtypes, true);
+}
+
+/*
+ * Work out, once per table generation (and until pg_proc changes), whether
+ * and how to write directly.
+ */
 static bool
 know_table(Relation rel)
 {
@@ -169,6 +210,9 @@ know_table(Relation rel)
 	known_generation = capaccess_table_generation();
 	known_proc_changes = proc_changes;
 	known_eligible = table_is_plain(rel);
+	known_state_hash = state_hash_function();
+	if (!OidIsValid(known_state_hash))
+		known_eligible = false;
 	if (known_eligible && desc->constr != NULL)
 	{
 		old = MemoryContextSwitchTo(known_cxt);
@@ -182,6 +226,18 @@ know_table(Relation rel)
 	known_valid = (known_generation == capaccess_table_generation() &&
 				   known_proc_changes == proc_changes);
 	return known_eligible;
+}
+
+/*
+ * Before the call queues for a gate: work out what the direct write needs
+ * from the catalogs (after a change to the table, or to any function), so
+ * that it is not done while the queue waits.
+ */
+void
+capaccess_write_prepare(Relation rel)
+{
+	if (capaccess_direct_write)
+		(void) know_table(rel);
 }
 
 /*
@@ -243,6 +299,11 @@ find_row(Relation rel, Snapshot snapshot, int64 customer_id, ItemPointer tid)
 		HeapTupleData tuple;
 		Buffer		buf;
 
+		/* as an index scan would, so that updates stay heap-only */
+		buf = ReadBuffer(rel, ItemPointerGetBlockNumber(tid));
+		heap_page_prune_opt(rel, buf);
+		ReleaseBuffer(buf);
+
 		tuple.t_self = *tid;
 		if (heap_fetch(rel, snapshot, &tuple, &buf, false))
 		{
@@ -300,7 +361,7 @@ int8_of(HeapTuple tuple, TupleDesc desc, int col, bool *isnull)
  * contract but customer_id.
  */
 static bool
-index_unchanged(IndexInfo *ii)
+index_unchanged(IndexInfo *ii, CapaccessOp op)
 {
 	for (int i = 0; i < ii->ii_NumIndexAttrs; i++)
 	{
@@ -308,8 +369,12 @@ index_unchanged(IndexInfo *ii)
 
 		for (int col = 0; col <= CAPACCESS_COL_UPDATED_AT; col++)
 		{
-			if (col != CAPACCESS_COL_CUSTOMER_ID &&
-				att == capaccess_table_attnum(col))
+			/* capaccess_reset's UPDATE sets neither cap nor access */
+			if (col == CAPACCESS_COL_CUSTOMER_ID ||
+				(op == CAPACCESS_OP_RESET &&
+				 (col == CAPACCESS_COL_CAP || col == CAPACCESS_COL_ACCESS)))
+				continue;
+			if (att == capaccess_table_attnum(col))
 				return false;
 		}
 	}
@@ -318,7 +383,8 @@ index_unchanged(IndexInfo *ii)
 
 /* Write the new version's index entries, as the executor would. */
 static void
-insert_index_entries(Relation rel, HeapTuple newtup, bool summarizing_only)
+insert_index_entries(Relation rel, HeapTuple newtup, bool summarizing_only,
+					 CapaccessOp op)
 {
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel),
 													&TTSOpsHeapTuple);
@@ -351,8 +417,11 @@ insert_index_entries(Relation rel, HeapTuple newtup, bool summarizing_only)
 			(void) index_insert(irel, values, isnull, &newtup->t_self, rel,
 								irel->rd_index->indisunique ?
 								UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-								index_unchanged(ii), ii);
+								index_unchanged(ii, op), ii);
 		}
+#if PG_VERSION_NUM >= 170000
+		index_insert_cleanup(irel, ii);
+#endif
 		index_close(irel, NoLock);
 	}
 	list_free(indexes);
@@ -396,9 +465,11 @@ capaccess_write_direct(Relation rel, const CapaccessWriteArgs *a,
 	bool		write_indexes;
 
 	if (!capaccess_direct_write || IsolationIsSerializable() ||
+		ExecutorCheckPerms_hook != NULL ||
 		!know_table(rel) ||
 		pg_class_aclmask(RelationGetRelid(rel), owner, ACL_SELECT | ACL_UPDATE,
-						 ACLMASK_ALL) != (ACL_SELECT | ACL_UPDATE))
+						 ACLMASK_ALL) != (ACL_SELECT | ACL_UPDATE) ||
+		proc_aclcheck(known_state_hash, owner, ACL_EXECUTE) != ACLCHECK_OK)
 		return CAPACCESS_WRITE_USE_SQL;
 	CheckCmdReplicaIdentity(rel, CMD_UPDATE);
 
@@ -509,16 +580,19 @@ capaccess_write_direct(Relation rel, const CapaccessWriteArgs *a,
 			break;
 		case TM_Updated:
 		case TM_Deleted:
-			/* changed since the snapshot: the executor's recheck decides */
+		case TM_SelfModified:
+			/* changed since the snapshot: the executor decides what then */
 			goto use_sql;
 		default:
 			elog(ERROR, "unexpected heap_update status %u for capaccess.customer",
 				 (unsigned int) res);
 	}
 	if (write_indexes)
-		insert_index_entries(rel, newtup, summarizing_only);
+		insert_index_entries(rel, newtup, summarizing_only, a->op);
 
 	PopActiveSnapshot();
+	/* as SPI does after a statement that writes */
+	CommandCounterIncrement();
 	pg_atomic_fetch_add_u64(&capaccess_shared->counters.direct_writes, 1);
 	*newtup_out = newtup;
 	return CAPACCESS_WRITE_DONE;
