@@ -172,10 +172,10 @@ static Oid
 state_hash_function(void)
 {
 	Oid			argtypes[5] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
+	List	   *name = list_make1(makeString("capaccess"));
 
-	return LookupFuncName(list_make2(makeString("capaccess"),
-									 makeString("state_hash")),
-						  lengthof(argtypes), argtypes, true);
+	name = lappend(name, makeString("state_hash"));
+	return LookupFuncName(name, lengthof(argtypes), argtypes, true);
 }
 
 /*
