@@ -183,12 +183,13 @@ SELECT access = E'q"uote \\back /slash é 🎉 \t' AS unchanged FROM capaccess_p
 SELECT clock FROM capaccess_peek(1101);
 SELECT s, pg_temp.try(s) FROM (VALUES
 	-- a duplicated key: jsonb keeps the last one, so 1102 is meant
-	('SELECT capaccess_update(''{"customer_id": 1101, "customer_id": 1102}''::jsonb, ''{}''::jsonb)'),
-	-- nested objects and arrays, numbers as strings, booleans
-	('SELECT capaccess_update(''{"customer_id": {"customer_id": 1101}}''::jsonb, ''{}''::jsonb)'),
-	('SELECT capaccess_update(''{"customer_id": [1101]}''::jsonb, ''{}''::jsonb)'),
-	('SELECT capaccess_update(''{"customer_id": "1101"}''::jsonb, ''{}''::jsonb)'),
-	('SELECT capaccess_update(''{"customer_id": true}''::jsonb, ''{}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": 1101, "customer_id": 1102}''::jsonb, ''{"consume": 0}''::jsonb)'),
+	-- nested objects and arrays, booleans, and numbers as strings (whole
+	-- ones are taken: JavaScript cannot write a bigint as a JSON number)
+	('SELECT capaccess_update(''{"customer_id": {"customer_id": 1101}}''::jsonb, ''{"consume": 0}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": [1101]}''::jsonb, ''{"consume": 0}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": "1101"}''::jsonb, ''{"consume": 0}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": true}''::jsonb, ''{"consume": 0}''::jsonb)'),
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"consume": "1"}''::jsonb)'),
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"consume": false}''::jsonb)'),
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"consume": {"n": 1}}''::jsonb)'),
@@ -198,34 +199,53 @@ SELECT s, pg_temp.try(s) FROM (VALUES
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"access": 7}''::jsonb)'),
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"data": {"consume": 1}}''::jsonb)'),
 	-- keys that differ from the real ones by case or a space
-	('SELECT capaccess_update(''{"Customer_id": 1101}''::jsonb, ''{}''::jsonb)'),
+	('SELECT capaccess_update(''{"Customer_id": 1101}''::jsonb, ''{"consume": 0}''::jsonb)'),
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"consume ": 1}''::jsonb)'),
-	-- huge numbers: 22003
+	-- huge numbers: 22023, naming the key
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"consume": 1e30}''::jsonb)'),
-	('SELECT capaccess_update(''{"customer_id": 9223372036854775808}''::jsonb, ''{}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": 9223372036854775808}''::jsonb, ''{"consume": 0}''::jsonb)'),
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"cap": 9223372036854775808}''::jsonb)'),
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"consume": -9223372036854775809}''::jsonb)'),
 	-- fractions: 22023, however small the fraction
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"consume": 0.5}''::jsonb)'),
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"consume": 1.00000000000000000001}''::jsonb)'),
-	('SELECT capaccess_update(''{"customer_id": 1101.5}''::jsonb, ''{}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": 1101.5}''::jsonb, ''{"consume": 0}''::jsonb)'),
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"cap": 1e-3}''::jsonb)'),
 	-- the whole of jsonb: a scalar or an array is not an object
-	('SELECT capaccess_update(''1101''::jsonb, ''{}''::jsonb)'),
+	('SELECT capaccess_update(''1101''::jsonb, ''{"consume": 0}''::jsonb)'),
 	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''[]''::jsonb)'),
-	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''"consume"''::jsonb)')
+	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''"consume"''::jsonb)'),
+	-- strings that are not a bigint in decimal digits
+	('SELECT capaccess_update(''{"customer_id": "1101.0"}''::jsonb, ''{"consume": 0}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": " 1101"}''::jsonb, ''{"consume": 0}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": "+1101"}''::jsonb, ''{"consume": 0}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": "-"}''::jsonb, ''{"consume": 0}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": ""}''::jsonb, ''{"consume": 0}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": "0x1f"}''::jsonb, ''{"consume": 0}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"cap": "9223372036854775808"}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"consume": "-9223372036854775809"}''::jsonb)'),
+	-- data that names nothing to change: JSON.stringify({consume: undefined})
+	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{}''::jsonb)')
 ) v(s);
--- none of those wrote to 1101; the duplicated key moved 1102's clock once
+-- of those, only the three whole numbers written as strings wrote to 1101
+-- (clock 3); the duplicated key moved 1102's clock once
 SELECT clock FROM capaccess_peek(1101);
 SELECT clock FROM capaccess_peek(1102);
 -- whole numbers in other spellings are whole numbers: 1.0, 1e0, 2E+1,
 -- -0, and an escaped key that decodes to "customer_id"
-SELECT capaccess_update('{"customer_id": 1.198e3}'::jsonb, '{}'::jsonb) ->> 'reason' AS no_customer_1198;
+SELECT capaccess_update('{"customer_id": 1.198e3}'::jsonb, '{"consume": 0}'::jsonb) ->> 'reason' AS no_customer_1198;
 SELECT capaccess_update('{"customer_id": 1101}'::jsonb, '{"consume": 1.0}'::jsonb) -> 'used' AS used;
 SELECT capaccess_update('{"customer_id": 1101}'::jsonb, '{"consume": 1e0}'::jsonb) -> 'used' AS used;
 SELECT capaccess_update('{"customer_id": 1101}'::jsonb, '{"consume": -0, "cap": 2E+1}'::jsonb) -> 'cap' AS cap;
 SELECT capaccess_update('{"c\u0075stomer_id": 1101}'::jsonb, '{"consume": -2, "cap": 10.000}'::jsonb) -> 'cap' AS cap;
 SELECT used, cap, clock FROM capaccess_peek(1101);
+-- and bigints as strings, exact at both ends of the range
+SELECT capaccess_update('{"customer_id": "1101"}'::jsonb,
+                        '{"consume": "-1", "cap": "9223372036854775807"}'::jsonb)
+       - 'seq' - 'state_hash' AS as_strings;
+SELECT capaccess_update('{"customer_id": "-9223372036854775808"}'::jsonb,
+                        '{"consume": "0"}'::jsonb) -> 'updated' AS min_bigint_id_updated;
+SELECT capaccess_update('{"customer_id": 1101}'::jsonb, '{"cap": 20}'::jsonb) -> 'cap' AS cap;
 
 -- Part 7 (the administrator's half): the cap at the top of bigint
 SELECT capaccess_update('{"customer_id": 1121}'::jsonb, '{"cap": 9223372036854775807}'::jsonb) -> 'cap' AS cap;
@@ -572,7 +592,7 @@ SELECT s, pg_temp.try(s) FROM (VALUES
 	('SELECT capaccess_consume(1101, 1)'),
 	('SELECT capaccess_consume(1101, -1)'),
 	('SELECT capaccess_update(1101, 0)'),
-	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{}''::jsonb)'),
+	('SELECT capaccess_update(''{"customer_id": 1101}''::jsonb, ''{"consume": 0}''::jsonb)'),
 	('SELECT capaccess_reset(1101)'),
 	('SELECT capaccess_verify()'),
 	('SELECT capaccess_gates()'),

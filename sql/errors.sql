@@ -27,18 +27,19 @@ SELECT s, pg_temp.sqlstate_of(s) FROM (VALUES
 	('SELECT capaccess_update(10, 0, -1)'),
 	('SELECT capaccess_register(12, -1)'),
 	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"cap": -1}'')'),
-	-- overflow: 22003
+	-- overflow: 22003 (in the jsonb form, 22023 naming the key)
 	('SELECT capaccess_update(11, 9223372036854775807)'),
 	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"consume": 1e30}'')'),
 	-- duplicate registration: 23505
 	('SELECT capaccess_register(10, 5)'),
 	-- the jsonb contract: 22023 naming the key
-	('SELECT capaccess_update(''{"customer_id": 10, "x": 1}''::jsonb, ''{}'')'),
-	('SELECT capaccess_update(''{}''::jsonb, ''{}'')'),
-	('SELECT capaccess_update(''[1]''::jsonb, ''{}'')'),
-	('SELECT capaccess_update(''{"customer_id": "10"}''::jsonb, ''{}'')'),
-	('SELECT capaccess_update(''{"customer_id": 1.5}''::jsonb, ''{}'')'),
-	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"consume": "1"}'')'),
+	('SELECT capaccess_update(''{"customer_id": 10, "x": 1}''::jsonb, ''{"consume": 0}'')'),
+	('SELECT capaccess_update(''{}''::jsonb, ''{"consume": 0}'')'),
+	('SELECT capaccess_update(''[1]''::jsonb, ''{"consume": 0}'')'),
+	('SELECT capaccess_update(''{"customer_id": "ten"}''::jsonb, ''{"consume": 0}'')'),
+	('SELECT capaccess_update(''{"customer_id": 1.5}''::jsonb, ''{"consume": 0}'')'),
+	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"consume": "1.0"}'')'),
+	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{}'')'),
 	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"cap": true}'')'),
 	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"access": 3}'')'),
 	('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"used": 3}'')')
@@ -59,7 +60,7 @@ SELECT customer_id, used, cap, clock FROM capaccess.customer
 BEGIN READ ONLY;
 SELECT pg_temp.sqlstate_of('SELECT capaccess_update(10, 1)');
 SELECT pg_temp.sqlstate_of('SELECT capaccess_register(13, 1)');
-SELECT pg_temp.sqlstate_of('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{}'')');
+SELECT pg_temp.sqlstate_of('SELECT capaccess_update(''{"customer_id": 10}''::jsonb, ''{"consume": 0}'')');
 ROLLBACK;
 SELECT slots_held FROM capaccess_stats();
 

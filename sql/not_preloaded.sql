@@ -4,7 +4,7 @@ CREATE EXTENSION capaccess;
 SHOW shared_preload_libraries;
 SELECT * FROM capaccess_update(1, 1);
 SELECT :'LAST_ERROR_SQLSTATE' AS sqlstate;
-SELECT capaccess_update('{"customer_id": 1}'::jsonb, '{}'::jsonb);
+SELECT capaccess_update('{"customer_id": 1}'::jsonb, '{"consume": 0}'::jsonb);
 SELECT * FROM capaccess_register(1, 10);
 SELECT * FROM capaccess_stats();
 SELECT * FROM capaccess_verify();

@@ -7,12 +7,26 @@
  *
  *	query	{"customer_id": N}
  *	data	{"consume": N, "cap": N, "access": "..."}, each key optional; a key
- *			that is absent (or, for cap and access, null) changes nothing
+ *			that is absent (or, for cap and access, null) changes nothing,
+ *			but data must name at least one of them
  *
  * and the answer is an object with the keys updated, reason, used, cap,
  * access, clock, seq and state_hash, the same values as the row form.
- * Unknown keys and values of the wrong JSON type are errors (22023) that
- * name the key.  An argument larger than CAPACCESS_JSONB_MAX bytes is
+ *
+ * The 64-bit values (customer_id, consume, cap) may be JSON numbers or
+ * strings of decimal digits, so that a client whose JSON numbers are
+ * doubles (JavaScript's) can pass any bigint exactly.  The answer's are
+ * JSON numbers, exact in jsonb and in most JSON parsers, but rounded above
+ * 2^53 by JavaScript's JSON.parse: such clients read the row form, whose
+ * columns are text on the wire (clients/node does).
+ *
+ * Data that names none of the keys is refused: it is what JavaScript's
+ * JSON.stringify makes of {consume: undefined}, and would be accepted as a
+ * change of nothing that still advances the clock.  {"consume": 0} does
+ * that on purpose.
+ *
+ * Unknown keys, values of the wrong JSON type, and numbers that are not
+ * whole or out of the bigint range are errors (22023) that name the key.  An argument larger than CAPACCESS_JSONB_MAX bytes is
  * refused (54000) before it is detoasted, and an access text longer than
  * CAPACCESS_ACCESS_MAX bytes (22001) before it is copied.
  *
@@ -21,6 +35,7 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -34,6 +49,7 @@ PG_FUNCTION_INFO_V1(capaccess_update_jsonb);
 typedef struct JsonArgs
 {
 	bool		has_customer;
+	bool		names_change;	/* data named consume, cap or access */
 	int64		customer_id;
 	int64		consume;
 	bool		has_cap;
@@ -50,9 +66,33 @@ bad_key(const char *argname, const char *key, const char *what)
 					key, argname, what)));
 }
 
+/* A string of decimal digits, with an optional minus sign, as int64. */
+static int64
+string_int8(const char *argname, const char *key, const char *str, int len)
+{
+	bool		negative = (len > 0 && str[0] == '-');
+	int			i = negative ? 1 : 0;
+	int64		result = 0;
+
+	if (i == len)
+		bad_key(argname, key, "expected a whole number or a string of decimal digits");
+	for (; i < len; i++)
+	{
+		int			digit = str[i] - '0';
+
+		if (str[i] < '0' || str[i] > '9')
+			bad_key(argname, key, "expected a whole number or a string of decimal digits");
+		/* accumulate towards the sign, so that the minimum fits too */
+		if (pg_mul_s64_overflow(result, 10, &result) ||
+			pg_add_s64_overflow(result, negative ? -digit : digit, &result))
+			bad_key(argname, key, "out of the range of bigint");
+	}
+	return result;
+}
+
 /*
- * An integral JSON number, as int64; errors name the key.  A number out of
- * the bigint range fails in numeric_int8 with 22003.
+ * A whole JSON number, or a string of decimal digits, as int64; errors
+ * (22023) name the key.
  */
 static int64
 json_int8(const char *argname, const char *key, JsonbValue *v)
@@ -60,11 +100,18 @@ json_int8(const char *argname, const char *key, JsonbValue *v)
 	Numeric		num;
 	Datum		i;
 
+	if (v->type == jbvString)
+		return string_int8(argname, key, v->val.string.val, v->val.string.len);
 	if (v->type != jbvNumeric)
-		bad_key(argname, key, "expected a number");
+		bad_key(argname, key, "expected a number or a string of decimal digits");
 	num = v->val.numeric;
 	if (numeric_is_nan(num) || numeric_is_inf(num))
 		bad_key(argname, key, "expected a whole number");
+	if (DatumGetBool(DirectFunctionCall2(numeric_lt, NumericGetDatum(num),
+										 NumericGetDatum(int64_to_numeric(PG_INT64_MIN)))) ||
+		DatumGetBool(DirectFunctionCall2(numeric_gt, NumericGetDatum(num),
+										 NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))))
+		bad_key(argname, key, "out of the range of bigint");
 	i = DirectFunctionCall1(numeric_int8, NumericGetDatum(num));
 	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(num),
 										  NumericGetDatum(int64_to_numeric(DatumGetInt64(i))))))
@@ -118,6 +165,7 @@ take_query(const char *argname, char *key, JsonbValue *v, JsonArgs *a)
 static void
 take_data(const char *argname, char *key, JsonbValue *v, JsonArgs *a)
 {
+	a->names_change = true;
 	if (strcmp(key, "consume") == 0)
 	{
 		if (v->type == jbvNull)
@@ -206,7 +254,7 @@ capaccess_update_jsonb(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("capaccess_update query and data must not be null"),
-				 errhint("Pass '{}' as data to change nothing but the clock.")));
+				 errhint("Pass '{\"consume\": 0}' as data to change nothing but the clock.")));
 
 	for (int i = 0; i < 2; i++)
 	{
@@ -227,6 +275,12 @@ capaccess_update_jsonb(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("capaccess_update query must contain the key \"customer_id\"")));
 	walk_object(PG_GETARG_JSONB_P(1), "data", &a, take_data);
+	if (!a.names_change)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("capaccess_update data names nothing to change"),
+				 errdetail("An empty object is what JSON.stringify makes of {consume: undefined}."),
+				 errhint("Pass {\"consume\": 0} to change nothing but the clock.")));
 
 	capaccess_do_update(a.customer_id, a.consume, a.has_cap, a.cap, a.access, &r);
 
