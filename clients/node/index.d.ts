@@ -21,7 +21,7 @@ export interface CapaccessOptions {
   /** the schema the extension was created in; default "public" */
   schema?: string;
   /** retry deadlocks (40P01) and serialization failures (40001); Pool only; off by default */
-  retry?: false | RetryOptions;
+  retry?: boolean | RetryOptions;
 }
 
 /** The answer of an update, consume or reset.  A refusal is a result, not an error. */
@@ -90,6 +90,8 @@ export class CapaccessError extends Error {
   code: string | null;
   /** a short name: "deadlock", "lock_timeout", "canceled", "read_only", ... */
   reason: string;
+  /** the error pg raised, when the server sent one */
+  cause?: unknown;
 }
 export class DeadlockError extends CapaccessError {}
 export class SerializationError extends CapaccessError {}

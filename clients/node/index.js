@@ -43,11 +43,12 @@ const BY_CODE = {
   22001: [InvalidInputError, 'too_long'],
 };
 
-// The server's error as one of ours; anything without a SQLSTATE (a broken
-// connection, say) is passed through unchanged.
+// The server's error as one of ours.  Only errors the server sent (pg's
+// DatabaseError, which carries a severity) are mapped; anything else (a
+// broken connection, say, whose code may be EPIPE) is passed through.
 function mapError(err) {
-  if (!err || typeof err.code !== 'string' || !/^[0-9A-Z]{5}$/.test(err.code) ||
-      err instanceof CapaccessError) {
+  if (!err || err instanceof CapaccessError || typeof err.severity !== 'string' ||
+      typeof err.code !== 'string' || !/^[0-9A-Z]{5}$/.test(err.code)) {
     return err;
   }
   let [Class, reason] = BY_CODE[err.code] || [CapaccessError, 'error'];
@@ -77,6 +78,9 @@ function int64Text(name, value) {
     v = BigInt(value);
   } else if (typeof value === 'string' && /^-?[0-9]+$/.test(value)) {
     v = BigInt(value);
+  } else if (value === null) {
+    // as the server says it (22004)
+    throw new InvalidInputError(`${name} must not be null`, { code: '22004', reason: 'null_input' });
   } else {
     throw invalid(`${name} must be a BigInt, a safe integer or a string of decimal digits; got ${
       value === undefined ? 'undefined' : JSON.stringify(value)}`);
@@ -186,9 +190,14 @@ function createCapaccess(db, options = {}) {
   }
   const { schema = 'public', retry = false } = options;
   const s = quoteIdent(schema);
-  const retries = retry ? (retry.retries ?? 3) : 0;
-  const minDelayMs = retry ? (retry.minDelayMs ?? 10) : 0;
-  const maxDelayMs = retry ? (retry.maxDelayMs ?? 1000) : 0;
+  const r = retry === true ? {} : retry;
+  const retries = r ? (r.retries ?? 3) : 0;
+  const minDelayMs = r ? (r.minDelayMs ?? 10) : 0;
+  const maxDelayMs = r ? (r.maxDelayMs ?? 1000) : 0;
+  if (!Number.isSafeInteger(retries) || retries < 0 || !(minDelayMs >= 0) ||
+      !(maxDelayMs >= minDelayMs) || !Number.isFinite(maxDelayMs)) {
+    throw new TypeError('retry needs retries >= 0 (an integer) and 0 <= minDelayMs <= maxDelayMs');
+  }
   if (retry && !isPool(db)) {
     throw new TypeError('retry needs a pg.Pool: on a Client the call may be inside your ' +
       'transaction, which a deadlock or serialization failure aborts as a whole');
@@ -210,8 +219,8 @@ function createCapaccess(db, options = {}) {
     }
   }
 
-  const ROW = 'updated, reason, used::text, cap::text, access, clock::text, seq::text, ' +
-    'state_hash::text';
+  const ROW = 'updated, reason, used::pg_catalog.text, cap::pg_catalog.text, access, clock::pg_catalog.text, seq::pg_catalog.text, ' +
+    'state_hash::pg_catalog.text';
 
   const api = {
     // The original data layer's contract.  query = { customerId }, data =
@@ -230,7 +239,7 @@ function createCapaccess(db, options = {}) {
       const cap = data.cap == null ? null : int64Text('data.cap', data.cap);
       const access = data.access == null ? null : accessText('data.access', data.access);
       const rows = await run(`SELECT ${ROW} FROM ${s}.capaccess_update($1::bigint, $2::bigint, ` +
-        '$3::bigint, $4::text)', [id, consume, cap, access]);
+        '$3::bigint, $4::pg_catalog.text)', [id, consume, cap, access]);
       return resultOf(rows[0]);
     },
 
@@ -243,8 +252,8 @@ function createCapaccess(db, options = {}) {
 
     // The committed state, without waiting for anyone; null if none.
     async peek(customerId) {
-      const rows = await run('SELECT used::text, cap::text, remaining::text, access, ' +
-        `clock::text, seq::text, state_hash::text FROM ${s}.capaccess_peek($1::bigint)`,
+      const rows = await run('SELECT used::pg_catalog.text, cap::pg_catalog.text, remaining::pg_catalog.text, access, ' +
+        `clock::pg_catalog.text, seq::pg_catalog.text, state_hash::pg_catalog.text FROM ${s}.capaccess_peek($1::bigint)`,
       [int64Text('customerId', customerId)]);
       if (rows.length === 0) return null;
       const r = rows[0];
@@ -260,9 +269,9 @@ function createCapaccess(db, options = {}) {
     },
 
     async register(customerId, cap, access = 'none') {
-      const rows = await run('SELECT customer_id::text, cap::text, used::text, access, ' +
-        `clock::text, seq::text, state_hash::text FROM ${s}.capaccess_register($1::bigint, ` +
-        '$2::bigint, $3::text)',
+      const rows = await run('SELECT customer_id::pg_catalog.text, cap::pg_catalog.text, used::pg_catalog.text, access, ' +
+        `clock::pg_catalog.text, seq::pg_catalog.text, state_hash::pg_catalog.text FROM ${s}.capaccess_register($1::bigint, ` +
+        '$2::bigint, $3::pg_catalog.text)',
       [int64Text('customerId', customerId), int64Text('cap', cap), accessText('access', access)]);
       const r = rows[0];
       return {
@@ -290,7 +299,7 @@ function createCapaccess(db, options = {}) {
 
     // Every counter of capaccess_counters(), by name, as BigInt.
     async stats() {
-      const rows = await run(`SELECT counter, value::text FROM ${s}.capaccess_counters()`, []);
+      const rows = await run(`SELECT counter, value::pg_catalog.text FROM ${s}.capaccess_counters()`, []);
       const out = {};
       for (const r of rows) out[r.counter] = BigInt(r.value);
       return out;
@@ -305,9 +314,14 @@ function createCapaccess(db, options = {}) {
       const client = await db.connect();
       let broken = false;
       try {
-        await client.query('BEGIN');
+        await client.query('BEGIN').catch((err) => { throw mapError(err); });
         const result = await fn(createCapaccess(client, { schema }));
-        await client.query('COMMIT');
+        const commit = await client.query('COMMIT').catch((err) => { throw mapError(err); });
+        if (commit.command === 'ROLLBACK') {
+          // an error inside fn, caught there, had aborted the transaction
+          throw new CapaccessError('the transaction was rolled back, not committed: an error ' +
+            'inside it aborted it', { code: '25P02', reason: 'rolled_back' });
+        }
         return result;
       } catch (err) {
         try {

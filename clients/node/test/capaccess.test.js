@@ -114,6 +114,9 @@ test('the rest of the API', async () => {
   checkHash(4n, r);
   r = await cap.updateCustomerCapAndAccess({ customerId: 4 }, { consume: 0 });
   assert.equal(r.clock, 4n, '{ consume: 0 } advances only the clock');
+  r = await cap.updateCustomerCapAndAccess({ customerId: 4 }, { access: 'é 🎉 ü' });
+  assert.equal(r.access, 'é 🎉 ü');
+  checkHash(4n, r);
   r = await cap.consume(404);
   assert.deepEqual(r, {
     updated: false, reason: 'not_found', used: null, cap: null, access: null,
@@ -154,7 +157,6 @@ test('input that would be rounded or lost is refused before it is sent', async (
     () => cap.consume(5, 1.5),
     () => cap.consume(5, '1e3'),
     () => cap.consume(5, 2n ** 63n),
-    () => cap.consume(null),
     () => cap.updateCustomerCapAndAccess({ customerId: 5 }, { consume: undefined }),
     () => cap.updateCustomerCapAndAccess({ customerId: 5 }, { cap: undefined }),
     () => cap.updateCustomerCapAndAccess({ customerId: 5 }, { access: undefined }),
@@ -167,6 +169,11 @@ test('input that would be rounded or lost is refused before it is sent', async (
     await assert.rejects(call(), (err) => err instanceof InvalidInputError &&
       err instanceof CapaccessError && err.code === '22023', String(call));
   }
+  // null, as the server would say it
+  await assert.rejects(cap.consume(null), (err) => err instanceof InvalidInputError &&
+    err.code === '22004');
+  await assert.rejects(cap.consume(5, null), (err) => err instanceof InvalidInputError &&
+    err.code === '22004');
   assert.equal((await cap.peek(5)).clock, before, 'nothing was written');
 });
 
@@ -177,10 +184,9 @@ async function twoSessions(fn) {
   try {
     await fn(a, b);
   } finally {
-    await a.query('ROLLBACK');
-    await b.query('ROLLBACK');
-    a.release();
-    b.release();
+    const done = await Promise.allSettled([a.query('ROLLBACK'), b.query('ROLLBACK')]);
+    a.release(done[0].status === 'rejected');
+    b.release(done[1].status === 'rejected');
   }
 }
 
@@ -303,7 +309,9 @@ test('retry: deadlocks and serialization failures are retried only when asked', 
       async query() {
         fake.calls += 1;
         if (fake.calls <= failures) {
-          throw Object.assign(new Error('simulated'), { code });
+          // as pg's DatabaseError carries them; a socket error has no severity
+          throw Object.assign(new Error('simulated'), code.startsWith('E') ? { code } :
+            { code, severity: 'ERROR' });
         }
         return { rows: [ROW] };
       },
@@ -328,8 +336,14 @@ test('retry: deadlocks and serialization failures are retried only when asked', 
   await assert.rejects(createCapaccess(fake, { retry: {} }).consume(1), LockTimeoutError);
   assert.equal(fake.calls, 1, 'a lock timeout is not retried');
 
+  fake = fakePool(1, 'EPIPE');
+  await assert.rejects(createCapaccess(fake, { retry: {} }).consume(1),
+    (err) => !(err instanceof CapaccessError) && err.code === 'EPIPE',
+    'a broken connection is passed through as pg raised it');
+
   const client = new pg.Client();
   assert.throws(() => createCapaccess(client, { retry: {} }), TypeError);
+  assert.throws(() => createCapaccess(fake, { retry: { retries: -1 } }), TypeError);
 });
 
 test('transaction(): the gate is held until the transaction ends', async () => {
@@ -358,6 +372,36 @@ test('transaction(): the gate is held until the transaction ends', async () => {
     throw new Error('application error');
   }), /application error/);
   assert.equal((await cap.peek(30)).clock, 2n, 'a rolled-back transaction leaves nothing');
+
+  // an error caught inside fn still aborts the transaction: no false success
+  await assert.rejects(cap.transaction(async (tx) => {
+    await tx.consume(30);
+    await tx.register(30, 1).catch(() => {});   // 23505, caught
+    return 'done';
+  }), (err) => err instanceof CapaccessError && err.code === '25P02');
+  assert.equal((await cap.peek(30)).clock, 2n, 'and nothing of it was committed');
+});
+
+test('a decoy on the application\'s search_path is never called', async () => {
+  await pool.query('CREATE SCHEMA decoy');
+  await pool.query(`CREATE FUNCTION decoy.capaccess_consume(bigint, bigint,
+      OUT updated boolean, OUT reason text, OUT used bigint, OUT cap bigint,
+      OUT access text, OUT clock bigint, OUT seq bigint, OUT state_hash bigint)
+    LANGUAGE sql AS $$ SELECT true, 'decoy', 0::bigint, 0::bigint, 'decoy', 0::bigint,
+      0::bigint, 0::bigint $$`);
+  await pool.query('CREATE DOMAIN decoy.text AS pg_catalog.text CHECK (false)');
+  const decoyed = new pg.Pool({ max: 2, options: '-c search_path=decoy,pg_catalog,public' });
+  try {
+    const unqualified = await decoyed.query('SELECT reason FROM capaccess_consume(2::bigint, 1::bigint)');
+    assert.equal(unqualified.rows[0].reason, 'decoy', 'an unqualified call would reach the decoy');
+    const r = await createCapaccess(decoyed).consume(2);
+    assert.equal(r.updated, true);
+    assert.equal(r.reason, null);
+    checkHash(2n, r);
+  } finally {
+    await decoyed.end();
+    await pool.query('DROP SCHEMA decoy CASCADE');
+  }
 });
 
 test('the schema is quoted, and the ESM entry exports the same API', async () => {
