@@ -40,7 +40,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # PGXS tracks no header dependencies; every object depends on this one.
-$(OBJS): src/capaccess.h
+$(OBJS): src/capaccess.h src/compat.h
 
 # Formatting (pg_bsd_indent with pgindent's options), static analysis, and a
 # release archive of what an install needs (see .gitattributes).

@@ -46,6 +46,8 @@
 #include "utils/relcache.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
+
 /* Longest access text (in bytes) that a slot's cache can hold. */
 #define CAPACCESS_ACCESS_CACHE	48
 

@@ -112,7 +112,7 @@ typedef struct WalkFrame
 bool
 capaccess_deadlock_should_check(int slot)
 {
-	return ((volatile CapaccessSlot *) capaccess_slot_at(slot))->qhead == MyProc->pgprocno;
+	return ((volatile CapaccessSlot *) capaccess_slot_at(slot))->qhead == CAPACCESS_MY_PROCNO;
 }
 
 /* Read u's gate edge, if u is queued, consistently under the slot's qlock. */
@@ -214,12 +214,12 @@ edges_of(int u, int *nedges)
 			continue;			/* a prepared transaction, or gone */
 		memset(&e, 0, sizeof(e));
 		e.from = u;
-		e.to = blocker->pgprocno;
+		e.to = CAPACCESS_PROCNO(blocker);
 		e.gate = false;
 		e.wait_lock = wait_lock;
 		e.wait_start = wait_start;
 		e.to_pid = pids[i];
-		e.to_lxid = ((volatile PGPROC *) blocker)->lxid;
+		e.to_lxid = CAPACCESS_PROC_LXID((volatile PGPROC *) blocker);
 		edges[(*nedges)++] = e;
 	}
 	return edges;
@@ -239,7 +239,7 @@ lock_edge_holds(const WaitEdge *e)
 		(void *) ((volatile PGPROC *) from)->waitLock != e->wait_lock ||
 		pg_atomic_read_u64(&from->waitStart) != e->wait_start ||
 		((volatile PGPROC *) to)->pid != e->to_pid ||
-		((volatile PGPROC *) to)->lxid != e->to_lxid)
+		CAPACCESS_PROC_LXID((volatile PGPROC *) to) != e->to_lxid)
 		return false;
 	pids = blocking_pids(pid, &npids);
 	for (int i = 0; i < npids; i++)
@@ -282,7 +282,7 @@ is_chosen(int procno)
 static bool
 confirm_and_choose(WaitEdge *cycle, int n)
 {
-	int			me = MyProc->pgprocno;
+	int			me = CAPACCESS_MY_PROCNO;
 	int			victim = -1;
 	bool		confirmed = true;
 	StringInfoData buf;
@@ -342,7 +342,7 @@ confirm_and_choose(WaitEdge *cycle, int n)
 static bool
 walk_pause(void)
 {
-	CapaccessProc *mine = capaccess_proc_at(MyProc->pgprocno);
+	CapaccessProc *mine = capaccess_proc_at(CAPACCESS_MY_PROCNO);
 	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													capaccess_deadlock_walk_delay);
 
@@ -377,7 +377,7 @@ capaccess_deadlock_check(int slot, int64 customer_id)
 	WalkFrame  *frames;
 	WaitEdge   *cycle;
 	int			depth = 0;
-	int			me = MyProc->pgprocno;
+	int			me = CAPACCESS_MY_PROCNO;
 
 	/*
 	 * A waiter may walk many times during one wait: everything a walk
@@ -462,7 +462,7 @@ capaccess_deadlock_check(int slot, int64 customer_id)
 void
 capaccess_deadlock_report_victim(int64 customer_id)
 {
-	CapaccessProc *mine = capaccess_proc_at(MyProc->pgprocno);
+	CapaccessProc *mine = capaccess_proc_at(CAPACCESS_MY_PROCNO);
 	char		detail[CAPACCESS_DEADLOCK_DETAIL];
 
 	pg_read_barrier();

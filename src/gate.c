@@ -243,7 +243,7 @@ gate_leave_queue(bool keep_if_granted)
 	if (slot < 0)
 		return false;
 	s = capaccess_slot_at(slot);
-	mine = capaccess_proc_at(MyProc->pgprocno);
+	mine = capaccess_proc_at(CAPACCESS_MY_PROCNO);
 
 	SpinLockAcquire(&s->qlock);
 	granted = pg_atomic_read_u32(&mine->granted) != 0;
@@ -449,7 +449,7 @@ held_add(int slot, uint64 scope, int64 customer_id, TimestampTz now)
 static void
 gate_sleep(int slot, int64 customer_id, uint32 wait_seq)
 {
-	CapaccessProc *mine = capaccess_proc_at(MyProc->pgprocno);
+	CapaccessProc *mine = capaccess_proc_at(CAPACCESS_MY_PROCNO);
 	TimestampTz start = GetCurrentTimestamp();
 	TimestampTz next_check = TimestampTzPlusMilliseconds(start, DeadlockTimeout);
 
@@ -566,7 +566,7 @@ capaccess_gate_try_acquire(int slot, uint64 scope, int64 customer_id)
 	}
 	gate_prepare_take();
 	if (!pg_atomic_compare_exchange_u32(&s->holder, &expected,
-										(uint32) MyProc->pgprocno + 1))
+										(uint32) CAPACCESS_MY_PROCNO + 1))
 		return false;
 	capaccess_slot_keep_pin(slot);
 	now = GetCurrentTimestamp();
@@ -580,7 +580,7 @@ capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id)
 {
 	CapaccessSlot *s = capaccess_slot_at(slot);
 	CapaccessProc *mine;
-	int			me = MyProc->pgprocno;
+	int			me = CAPACCESS_MY_PROCNO;
 	uint32		expected = 0;
 	uint32		wait_seq;
 	TimestampTz now;

@@ -69,7 +69,7 @@ holder_idle_since(int pid, TimestampTz *since)
 	n = pgstat_fetch_stat_numbackends();
 	for (int i = 1; i <= n; i++)
 	{
-		LocalPgBackendStatus *entry = pgstat_fetch_stat_local_beentry(i);
+		LocalPgBackendStatus *entry = CAPACCESS_LOCAL_BEENTRY(i);
 
 		if (entry == NULL || entry->backendStatus.st_procpid != pid)
 			continue;
@@ -91,7 +91,7 @@ read_gate(CapaccessSlot *s, uint32 *holder, uint64 *releases)
 	bool		first;
 
 	SpinLockAcquire(&s->qlock);
-	first = (s->qhead == MyProc->pgprocno);
+	first = (s->qhead == CAPACCESS_MY_PROCNO);
 	*holder = pg_atomic_read_u32(&s->holder);
 	*releases = pg_atomic_read_u64(&s->releases);
 	SpinLockRelease(&s->qlock);
@@ -173,7 +173,7 @@ idle_emit_log(ErrorData *edata)
 	if (edata->elevel == FATAL && edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN &&
 		capaccess_shared != NULL && MyProc != NULL)
 	{
-		CapaccessProc *mine = capaccess_proc_at(MyProc->pgprocno);
+		CapaccessProc *mine = capaccess_proc_at(CAPACCESS_MY_PROCNO);
 
 		if (mine->idle_ended_pid == MyProcPid && capaccess_gate_holds_any())
 		{

@@ -154,7 +154,7 @@ capaccess_blocking_pids(PG_FUNCTION_ARGS)
 	proc = BackendPidGetProc(pid);
 	if (proc != NULL)
 	{
-		CapaccessProc *waiter = capaccess_proc_at(proc->pgprocno);
+		CapaccessProc *waiter = capaccess_proc_at(CAPACCESS_PROCNO(proc));
 		uint32		slot = pg_atomic_read_u32(&waiter->waiting_slot);
 
 		if (slot != 0)

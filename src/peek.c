@@ -68,7 +68,7 @@ commit_lsn_of(TransactionId xmin)
 	 * it looks newer than the next xid.
 	 */
 	LWLockAcquire(XactTruncationLock, LW_SHARED);
-	if (TransactionIdFollowsOrEquals(xmin, ShmemVariableCache->oldestClogXid) &&
+	if (TransactionIdFollowsOrEquals(xmin, CAPACCESS_TRANSAM_VARIABLES->oldestClogXid) &&
 		TransactionIdPrecedes(xmin, ReadNextTransactionId()))
 		lsn = TransactionIdGetCommitLSN(xmin);
 	LWLockRelease(XactTruncationLock);

@@ -282,7 +282,7 @@ check_contract(Relation rel)
 	}
 	key_attnum = customer_attnums[CAPACCESS_COL_CUSTOMER_ID];
 
-	pk = RelationGetPrimaryKeyIndex(rel);
+	pk = CAPACCESS_PRIMARY_KEY(rel);
 	if (!OidIsValid(pk) || !index_is_key_on(pk, key_attnum))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -476,7 +476,7 @@ capaccess_state_from_row(Relation rel, HeapTuple tup, TupleDesc desc,
 				 errdetail("capaccess needs a value in every column it uses but seq and updated_at.")));
 	access = DatumGetTextPP(d);
 
-	st->relfilenode = rel->rd_node.relNode;
+	st->relfilenode = CAPACCESS_REL_FILENUMBER(rel);
 	ItemPointerSetInvalid(&st->tid);
 	st->xmin = InvalidTransactionId;
 	st->lsn = InvalidXLogRecPtr;
@@ -566,7 +566,7 @@ capaccess_row_is_current(Relation rel, const CapaccessState *st,
 	Page		page;
 	bool		current = false;
 
-	if (st->relfilenode != rel->rd_node.relNode ||
+	if (st->relfilenode != CAPACCESS_REL_FILENUMBER(rel) ||
 		!ItemPointerIsValid(&st->tid) || !TransactionIdIsNormal(st->xmin))
 		return false;
 	blkno = ItemPointerGetBlockNumber(&st->tid);
@@ -584,7 +584,7 @@ capaccess_row_is_current(Relation rel, const CapaccessState *st,
 	if (blkno < RELSEG_SIZE)
 		hit = PrefetchBuffer(rel, MAIN_FORKNUM, blkno);
 	if (BufferIsValid(hit.recent_buffer) &&
-		ReadRecentBuffer(rel->rd_node, MAIN_FORKNUM, blkno, hit.recent_buffer))
+		ReadRecentBuffer(CAPACCESS_REL_LOCATOR(rel), MAIN_FORKNUM, blkno, hit.recent_buffer))
 		buf = hit.recent_buffer;
 	else if (blkno < RelationGetNumberOfBlocks(rel))
 		buf = ReadBuffer(rel, blkno);

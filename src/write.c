@@ -321,7 +321,7 @@ find_row(Relation rel, Snapshot snapshot, int64 customer_id, ItemPointer tid)
 
 	/* by the primary key, a single column (table.c checks) */
 	{
-		Relation	irel = index_open(RelationGetPrimaryKeyIndex(rel), NoLock);
+		Relation	irel = index_open(CAPACCESS_PRIMARY_KEY(rel), NoLock);
 		TupleTableSlot *slot = table_slot_create(rel, NULL);
 		IndexScanDesc scan;
 		ScanKeyData skey;

@@ -1,0 +1,57 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  The few PostgreSQL APIs that differ between the major versions
+ *	  capaccess builds against (15 and later), each behind one name.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAPACCESS_COMPAT_H
+#define CAPACCESS_COMPAT_H
+
+#include "storage/proc.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+
+/* A PGPROC's index in ProcGlobal->allProcs; 17 dropped PGPROC.pgprocno. */
+#if PG_VERSION_NUM >= 170000
+#define CAPACCESS_PROCNO(proc)	GetNumberFromPGProc(proc)
+#define CAPACCESS_MY_PROCNO		MyProcNumber
+#define CAPACCESS_PROC_LXID(proc) ((proc)->vxid.lxid)
+#else
+#define CAPACCESS_PROCNO(proc)	((proc)->pgprocno)
+#define CAPACCESS_MY_PROCNO		(MyProc->pgprocno)
+#define CAPACCESS_PROC_LXID(proc) ((proc)->lxid)
+#endif
+
+/* The relation's storage: 16 renamed RelFileNode to RelFileLocator. */
+#if PG_VERSION_NUM >= 160000
+#define CAPACCESS_REL_LOCATOR(rel)	((rel)->rd_locator)
+#define CAPACCESS_REL_FILENUMBER(rel)	((rel)->rd_locator.relNumber)
+#else
+#define CAPACCESS_REL_LOCATOR(rel)	((rel)->rd_node)
+#define CAPACCESS_REL_FILENUMBER(rel)	((rel)->rd_node.relNode)
+#endif
+
+/* 18 asks whether a deferrable primary key will do; it will not here. */
+#if PG_VERSION_NUM >= 180000
+#define CAPACCESS_PRIMARY_KEY(rel)	RelationGetPrimaryKeyIndex((rel), false)
+#else
+#define CAPACCESS_PRIMARY_KEY(rel)	RelationGetPrimaryKeyIndex(rel)
+#endif
+
+/* 17 renamed ShmemVariableCache to TransamVariables. */
+#if PG_VERSION_NUM >= 170000
+#define CAPACCESS_TRANSAM_VARIABLES	TransamVariables
+#else
+#define CAPACCESS_TRANSAM_VARIABLES	ShmemVariableCache
+#endif
+
+/* 17 renamed the lookup of a backend's status by its position. */
+#if PG_VERSION_NUM >= 170000
+#define CAPACCESS_LOCAL_BEENTRY(i)	pgstat_get_local_beentry_by_index(i)
+#else
+#define CAPACCESS_LOCAL_BEENTRY(i)	pgstat_fetch_stat_local_beentry(i)
+#endif
+
+#endif							/* CAPACCESS_COMPAT_H */
