@@ -484,6 +484,11 @@ static bool
 write_row(CapaccessCall *c)
 {
 	CapaccessWriteArgs a;
+	bool		have_tid = c->waited && capaccess_slot_cached_tid(c->slot, &c->tid);
+
+	/* either way goes to that version by position, past the index scan */
+	if (have_tid)
+		prune_page_of(c->rel, &c->tid);
 
 	a.op = c->op;
 	a.customer_id = c->customer_id;
@@ -491,8 +496,7 @@ write_row(CapaccessCall *c)
 	a.has_cap = c->has_cap;
 	a.new_cap = c->new_cap;
 	a.new_access = c->new_access;
-	a.tid = (c->waited && capaccess_slot_cached_tid(c->slot, &c->tid)) ?
-		&c->tid : NULL;
+	a.tid = have_tid ? &c->tid : NULL;
 	c->written = NULL;
 	switch (capaccess_write_direct(c->rel, &a, &c->written))
 	{
@@ -507,9 +511,8 @@ write_row(CapaccessCall *c)
 	if (c->op == CAPACCESS_OP_RESET)
 		return run_update(reset_plan, c);
 
-	if (c->waited && capaccess_slot_cached_tid(c->slot, &c->tid))
+	if (have_tid)
 	{
-		prune_page_of(c->rel, &c->tid);
 		c->args[4] = PointerGetDatum(&c->tid);
 		c->nulls[4] = ' ';
 		if (run_update(update_tid_plan, c))

@@ -54,7 +54,8 @@
  * now()), the same checks (the cap in the statement, NOT NULL and CHECK
  * constraints before the write), heap_update waiting for a row lock as the
  * executor would, and index entries only when the new version is not
- * heap-only.  Pruning happens as in an index scan.
+ * heap-only.  The page of a version found by position is pruned first
+ * (update.c), as an index scan prunes on its way to a row.
  *
  *-------------------------------------------------------------------------
  */
@@ -299,11 +300,7 @@ find_row(Relation rel, Snapshot snapshot, int64 customer_id, ItemPointer tid)
 		HeapTupleData tuple;
 		Buffer		buf;
 
-		/* as an index scan would, so that updates stay heap-only */
-		buf = ReadBuffer(rel, ItemPointerGetBlockNumber(tid));
-		heap_page_prune_opt(rel, buf);
-		ReleaseBuffer(buf);
-
+		/* (its page was pruned by the caller, as an index scan would) */
 		tuple.t_self = *tid;
 		if (heap_fetch(rel, snapshot, &tuple, &buf, false))
 		{

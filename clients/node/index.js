@@ -110,17 +110,25 @@ const RAW_TYPES = {
   },
 };
 
-function resultOf(row) {
-  return {
-    updated: row.updated,
-    reason: row.reason,
-    used: big(row.used),
-    cap: big(row.cap),
-    access: row.access,
-    clock: big(row.clock),
-    seq: big(row.seq),
-    stateHash: row.state_hash === null ? null : Number(row.state_hash),
-  };
+// A row of capaccess's functions, as the application sees it: bigint
+// columns as BigInt, state_hash as a Number, names in camelCase.
+const BIGINT_COLUMNS = {
+  customer_id: 'customerId', used: 'used', cap: 'cap', remaining: 'remaining',
+  clock: 'clock', seq: 'seq',
+};
+
+function fromRow(row) {
+  const out = {};
+  for (const [column, value] of Object.entries(row)) {
+    if (column in BIGINT_COLUMNS) {
+      out[BIGINT_COLUMNS[column]] = big(value);
+    } else if (column === 'state_hash') {
+      out.stateHash = value === null ? null : Number(value);
+    } else {
+      out[column] = value;
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------- the state hash
@@ -219,8 +227,8 @@ function createCapaccess(db, options = {}) {
     }
   }
 
-  const ROW = 'updated, reason, used::pg_catalog.text, cap::pg_catalog.text, access, clock::pg_catalog.text, seq::pg_catalog.text, ' +
-    'state_hash::pg_catalog.text';
+  // RAW_TYPES hands every non-boolean column over as the server's text
+  const ROW = 'updated, reason, used, cap, access, clock, seq, state_hash';
 
   const api = {
     // The original data layer's contract.  query = { customerId }, data =
@@ -240,49 +248,28 @@ function createCapaccess(db, options = {}) {
       const access = data.access == null ? null : accessText('data.access', data.access);
       const rows = await run(`SELECT ${ROW} FROM ${s}.capaccess_update($1::bigint, $2::bigint, ` +
         '$3::bigint, $4::pg_catalog.text)', [id, consume, cap, access]);
-      return resultOf(rows[0]);
+      return fromRow(rows[0]);
     },
 
     // Add n (default 1) to used, if the cap allows; a negative n refunds.
     async consume(customerId, n = 1) {
       const rows = await run(`SELECT ${ROW} FROM ${s}.capaccess_consume($1::bigint, $2::bigint)`,
         [int64Text('customerId', customerId), int64Text('n', n)]);
-      return resultOf(rows[0]);
+      return fromRow(rows[0]);
     },
 
     // The committed state, without waiting for anyone; null if none.
     async peek(customerId) {
-      const rows = await run('SELECT used::pg_catalog.text, cap::pg_catalog.text, remaining::pg_catalog.text, access, ' +
-        `clock::pg_catalog.text, seq::pg_catalog.text, state_hash::pg_catalog.text FROM ${s}.capaccess_peek($1::bigint)`,
-      [int64Text('customerId', customerId)]);
-      if (rows.length === 0) return null;
-      const r = rows[0];
-      return {
-        used: big(r.used),
-        cap: big(r.cap),
-        remaining: big(r.remaining),
-        access: r.access,
-        clock: big(r.clock),
-        seq: big(r.seq),
-        stateHash: Number(r.state_hash),
-      };
+      const rows = await run('SELECT used, cap, remaining, access, clock, seq, state_hash ' +
+        `FROM ${s}.capaccess_peek($1::bigint)`, [int64Text('customerId', customerId)]);
+      return rows.length === 0 ? null : fromRow(rows[0]);
     },
 
     async register(customerId, cap, access = 'none') {
-      const rows = await run('SELECT customer_id::pg_catalog.text, cap::pg_catalog.text, used::pg_catalog.text, access, ' +
-        `clock::pg_catalog.text, seq::pg_catalog.text, state_hash::pg_catalog.text FROM ${s}.capaccess_register($1::bigint, ` +
-        '$2::bigint, $3::pg_catalog.text)',
+      const rows = await run('SELECT customer_id, cap, used, access, clock, seq, state_hash ' +
+        `FROM ${s}.capaccess_register($1::bigint, $2::bigint, $3::pg_catalog.text)`,
       [int64Text('customerId', customerId), int64Text('cap', cap), accessText('access', access)]);
-      const r = rows[0];
-      return {
-        customerId: big(r.customer_id),
-        cap: big(r.cap),
-        used: big(r.used),
-        access: r.access,
-        clock: big(r.clock),
-        seq: big(r.seq),
-        stateHash: Number(r.state_hash),
-      };
+      return fromRow(rows[0]);
     },
 
     async unregister(customerId) {
@@ -294,12 +281,12 @@ function createCapaccess(db, options = {}) {
     async reset(customerId, used = 0) {
       const rows = await run(`SELECT ${ROW} FROM ${s}.capaccess_reset($1::bigint, $2::bigint)`,
         [int64Text('customerId', customerId), int64Text('used', used)]);
-      return resultOf(rows[0]);
+      return fromRow(rows[0]);
     },
 
     // Every counter of capaccess_counters(), by name, as BigInt.
     async stats() {
-      const rows = await run(`SELECT counter, value::pg_catalog.text FROM ${s}.capaccess_counters()`, []);
+      const rows = await run(`SELECT counter, value FROM ${s}.capaccess_counters()`, []);
       const out = {};
       for (const r of rows) out[r.counter] = BigInt(r.value);
       return out;
