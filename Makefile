@@ -12,6 +12,7 @@ OBJS = \
 	src/json_api.o \
 	src/monitor.o \
 	src/peek.o \
+	src/seq.o \
 	src/slots.o \
 	src/stats.o \
 	src/table.o \
@@ -24,7 +25,7 @@ PGFILEDESC = "capaccess - per-customer caps without lost updates"
 # The library must be preloaded, so every suite runs against a temporary
 # instance of its own, started with regress.conf (installcheck with PGXS
 # cannot use the user's server for this).  Run them as a non-root user.
-REGRESS = setup fnv1a api errors rollback prepare security verify parallel scope early_release dba_edits outside_writes ddl admin owner_context direct_write attack upgrade
+REGRESS = setup fnv1a api errors rollback prepare security verify parallel scope early_release dba_edits outside_writes ddl admin owner_context direct_write seq_blocks attack upgrade
 REGRESS_OPTS = --encoding=UTF8 --no-locale --temp-instance=./tmp_check --temp-config=$(srcdir)/regress.conf
 
 ISOLATION = gate_commit gate_abort gate_deadlock gate_isolation_levels gate_row_moves gate_early_release gate_outside_writes gate_slotless gate_own_row

@@ -3,6 +3,16 @@
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION capaccess UPDATE TO '1.1'" to load this file. \quit
 
+-- seq values in blocks (src/seq.c).  Each nextval of capaccess.seq now
+-- reserves the 1024 values up to the one it returns; the functions hand
+-- them out from shared memory, so that concurrent calls no longer queue on
+-- the sequence's page.  seq stays unique, increasing and above every value
+-- handed out before a crash; a restart leaves a gap of at most 1023.
+-- First: the calls lock the sequence before the table, and so must this
+-- script, or a call that arrives while it waits for the table deadlocks
+-- with it.
+ALTER SEQUENCE capaccess.seq INCREMENT BY 1024;
+
 -- Writes that bypass the functions are supported from 1.1 on: the table is
 -- the truth, and shared memory only answers from what the table still holds.
 COMMENT ON TABLE capaccess.customer IS
@@ -163,3 +173,11 @@ GRANT EXECUTE ON FUNCTION @extschema@.capaccess_stats() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION @extschema@.capaccess_counters() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION @extschema@.capaccess_gates() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION @extschema@.capaccess_blocking_pids(integer) TO pg_monitor;
+
+CREATE FUNCTION capaccess.next_seq()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'capaccess_next_seq'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION capaccess.next_seq() IS
+'the next value of capaccess.seq, from the block held in shared memory; needs the privileges nextval needs';

@@ -361,6 +361,7 @@ SELECT s, pg_temp.try(s) FROM (VALUES
 	('TRUNCATE capaccess.customer'),
 	('LOCK TABLE capaccess.customer IN ACCESS EXCLUSIVE MODE'),
 	('SELECT nextval(''capaccess.seq'')'),
+	('SELECT capaccess.next_seq()'),
 	('SELECT setval(''capaccess.seq'', 1)'),
 	('SELECT currval(''capaccess.seq'')'),
 	('SELECT last_value FROM capaccess.seq'),

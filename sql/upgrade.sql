@@ -19,8 +19,30 @@ SELECT accepted > 0 AS counts FROM capaccess_stats();
 INSERT INTO capaccess.customer (customer_id, cap, access, state_hash)
 	VALUES (802, 5, repeat('x', 2000), capaccess.state_hash(802, 0, 0, 5, repeat('x', 2000)));
 
+-- seq under 1.0: a nextval per update, from a sequence of INCREMENT 1.
+-- Through SPI, to see which statement this session has prepared.
+SET capaccess.direct_write = off;
+CREATE TEMP TABLE up_seq (n serial, version text, seq bigint);
+SELECT customer_id FROM capaccess_register(803, 5);
+INSERT INTO up_seq (version, seq) SELECT '1.0', seq FROM capaccess_update(803, 0);
+INSERT INTO up_seq (version, seq) SELECT '1.0', seq FROM capaccess_update(803, 0);
+
 ALTER EXTENSION capaccess UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'capaccess';
+
+-- seq under 1.1, in the same session: the statements are prepared again,
+-- and take their values from blocks, above the last one 1.0 gave
+INSERT INTO up_seq (version, seq) SELECT '1.1', seq FROM capaccess_update(803, 0);
+INSERT INTO up_seq (version, seq) SELECT '1.1', seq FROM capaccess_update(803, 0);
+INSERT INTO up_seq (version, seq) SELECT '1.1', seq FROM capaccess_update(803, 0);
+RESET capaccess.direct_write;
+SELECT increment_by FROM pg_sequences
+ WHERE schemaname = 'capaccess' AND sequencename = 'seq';
+SELECT version, max(seq) - min(seq) AS span FROM up_seq GROUP BY version ORDER BY version;
+SELECT min(seq) FILTER (WHERE version = '1.1') >
+	   max(seq) FILTER (WHERE version = '1.0') AS above_1_0
+  FROM up_seq;
+SELECT count(capaccess_unregister(803));
 
 -- that row cannot be written until its access is shortened, and then the
 -- constraint can be validated

@@ -52,18 +52,24 @@ static const char *const delete_sql =
 "DELETE FROM capaccess.customer AS c"
 " WHERE c.customer_id OPERATOR(pg_catalog.=) $1";
 
-static const char *const reset_rest_sql =
-"UPDATE capaccess.customer AS c SET"
-"  used = $1,"
-"  clock = c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
-"  seq = pg_catalog.nextval('capaccess.seq'::pg_catalog.regclass),"
-"  state_hash = capaccess.state_hash(c.customer_id,"
-"    c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8, $1, c.cap, c.access),"
-"  updated_at = pg_catalog.now()"
-" WHERE NOT (c.customer_id OPERATOR(pg_catalog.=) ANY ($2))";
+#define RESET_REST(seq) \
+"UPDATE capaccess.customer AS c SET" \
+"  used = $1," \
+"  clock = c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8," \
+"  seq = " seq "," \
+"  state_hash = capaccess.state_hash(c.customer_id," \
+"    c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8, $1, c.cap, c.access)," \
+"  updated_at = pg_catalog.now()" \
+" WHERE NOT (c.customer_id OPERATOR(pg_catalog.=) ANY ($2))"
+
+/* in the schema's two forms: see CAPACCESS_SEQ_BLOCK */
+static const char *const reset_rest_sql[2] = {
+	RESET_REST(CAPACCESS_SEQ_NEXTVAL), RESET_REST(CAPACCESS_SEQ_BLOCK)
+};
 
 static SPIPlanPtr delete_plan = NULL;
 static SPIPlanPtr reset_rest_plan = NULL;
+static int	reset_rest_form = 0;
 
 static void
 check_used(int64 used)
@@ -159,6 +165,7 @@ capaccess_reset_all(PG_FUNCTION_ARGS)
 	Datum	   *elems;
 	int64		count;
 	int			rc;
+	int			form;
 
 	capaccess_check_can_write("capaccess_reset_all()");
 	if (PG_ARGISNULL(0))
@@ -186,7 +193,14 @@ capaccess_reset_all(PG_FUNCTION_ARGS)
 	args[1] = PointerGetDatum(construct_array(elems, nbusy, INT8OID, sizeof(int64),
 											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	capaccess_spi_connect(rel, &spi);
-	(void) capaccess_prepare_once(&reset_rest_plan, reset_rest_sql, 2, argtypes);
+	form = capaccess_seq_form();
+	if (form != reset_rest_form)
+	{
+		capaccess_forget_plan(&reset_rest_plan);
+		reset_rest_form = form;
+	}
+	(void) capaccess_prepare_once(&reset_rest_plan, reset_rest_sql[form], 2,
+								  argtypes);
 	rc = SPI_execute_plan(reset_rest_plan, args, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "capaccess UPDATE failed: %s", SPI_result_code_string(rc));

@@ -183,6 +183,31 @@ typedef struct CapaccessDbShare
 	pg_atomic_uint32 pinned;
 } CapaccessDbShare;
 
+/*
+ * A block of seq values for one database's capaccess.seq (seq.c).  The key
+ * and the block change under seq_lock and the spinlock; a draw takes only
+ * the spinlock.
+ */
+typedef struct CapaccessSeqBlock
+{
+	slock_t		mutex;
+	Oid			dbid;			/* InvalidOid: unused */
+	Oid			seqid;
+	int64		next;			/* the next value to hand out */
+	int64		left;			/* how many are left, from next on */
+	uint64		refilled;		/* when, in refills: the oldest is evicted */
+} CapaccessSeqBlock;
+
+/* Databases with a block each; more share the least recently refilled. */
+#define CAPACCESS_SEQ_BLOCKS	64
+
+typedef struct CapaccessSeqShared
+{
+	LWLock	   *lock;			/* serialises refills */
+	uint64		refills;		/* under lock */
+	CapaccessSeqBlock blocks[CAPACCESS_SEQ_BLOCKS];
+} CapaccessSeqShared;
+
 typedef struct CapaccessShared
 {
 	LWLock	   *deadlock_lock;	/* serialises confirming deadlocks */
@@ -193,6 +218,7 @@ typedef struct CapaccessShared
 										 * released its gates early */
 	/* one entry per database, and a last one shared by any beyond those */
 	CapaccessDbShare dbshares[CAPACCESS_DB_SHARES + 1];
+	CapaccessSeqShared seq;		/* seq values in blocks (seq.c) */
 	CapaccessSlot *slots;		/* nslots entries, in this segment */
 	CapaccessProc *procs;		/* nprocs entries, in this segment */
 } CapaccessShared;
@@ -303,6 +329,21 @@ typedef struct CapaccessSpi
 extern Relation capaccess_table_open(LOCKMODE lockmode);
 extern AttrNumber capaccess_table_attnum(int col);
 extern Oid	capaccess_table_seq(void);
+
+/* seq.c */
+extern void capaccess_seq_init(CapaccessSeqShared *s, LWLock *lock);
+extern int64 capaccess_seq_next(Oid seqid);
+extern Oid	capaccess_seq_function(void);
+extern int	capaccess_seq_form(void);
+
+/*
+ * The expression for a new seq in the statements run through SPI, in two
+ * forms indexed by capaccess_seq_form(): nextval under the 1.0 schema,
+ * capaccess.next_seq() (a value from the block, seq.c) from 1.1 on.
+ */
+#define CAPACCESS_SEQ_NEXTVAL \
+	"pg_catalog.nextval('capaccess.seq'::pg_catalog.regclass)"
+#define CAPACCESS_SEQ_BLOCK		"capaccess.next_seq()"
 extern void capaccess_table_lock_indexes(Relation rel);
 extern uint64 capaccess_table_scope(Relation rel);
 extern uint64 capaccess_table_generation(void);
@@ -366,6 +407,7 @@ typedef struct CapaccessResult
 extern void capaccess_check_can_write(const char *fname);
 extern SPIPlanPtr capaccess_prepare_once(SPIPlanPtr *plan, const char *sql,
 										 int nargs, Oid *argtypes);
+extern void capaccess_forget_plan(SPIPlanPtr *plan);
 extern void capaccess_do_update(int64 customer_id, int64 consume,
 								bool has_cap, int64 new_cap,
 								const char *new_access,

@@ -85,13 +85,13 @@ PG_FUNCTION_INFO_V1(capaccess_register);
  * nothing and the first form runs.  The third, for capaccess_reset, sets
  * used to $2.
  */
-#define UPDATE_SET \
+#define UPDATE_SET(seq) \
 "UPDATE capaccess.customer AS c SET" \
 "  used = c.used OPERATOR(pg_catalog.+) $2," \
 "  cap = COALESCE($3, c.cap)," \
 "  access = COALESCE($4, c.access)," \
 "  clock = c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8," \
-"  seq = pg_catalog.nextval('capaccess.seq'::pg_catalog.regclass)," \
+"  seq = " seq "," \
 "  state_hash = capaccess.state_hash(c.customer_id," \
 "    c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8," \
 "    c.used OPERATOR(pg_catalog.+) $2, COALESCE($3, c.cap)," \
@@ -104,29 +104,38 @@ PG_FUNCTION_INFO_V1(capaccess_register);
 #define STATE_COLUMNS \
 " c.customer_id, c.cap, c.used, c.access, c.clock, c.seq, c.state_hash, c.ctid"
 
-static const char *const update_sql =
-UPDATE_SET
-" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-UPDATE_CAP_QUAL
-" RETURNING" STATE_COLUMNS;
+#define UPDATE_BY_KEY(seq) \
+UPDATE_SET(seq) \
+" WHERE c.customer_id OPERATOR(pg_catalog.=) $1" \
+UPDATE_CAP_QUAL \
+" RETURNING" STATE_COLUMNS
+#define UPDATE_BY_TID(seq) \
+UPDATE_SET(seq) \
+" WHERE c.ctid OPERATOR(pg_catalog.=) $5" \
+"   AND c.customer_id OPERATOR(pg_catalog.=) $1" \
+UPDATE_CAP_QUAL \
+" RETURNING" STATE_COLUMNS
+#define RESET(seq) \
+"UPDATE capaccess.customer AS c SET" \
+"  used = $2," \
+"  clock = c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8," \
+"  seq = " seq "," \
+"  state_hash = capaccess.state_hash(c.customer_id," \
+"    c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8, $2, c.cap, c.access)," \
+"  updated_at = pg_catalog.now()" \
+" WHERE c.customer_id OPERATOR(pg_catalog.=) $1" \
+" RETURNING" STATE_COLUMNS
 
-static const char *const update_tid_sql =
-UPDATE_SET
-" WHERE c.ctid OPERATOR(pg_catalog.=) $5"
-"   AND c.customer_id OPERATOR(pg_catalog.=) $1"
-UPDATE_CAP_QUAL
-" RETURNING" STATE_COLUMNS;
-
-static const char *const reset_sql =
-"UPDATE capaccess.customer AS c SET"
-"  used = $2,"
-"  clock = c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
-"  seq = pg_catalog.nextval('capaccess.seq'::pg_catalog.regclass),"
-"  state_hash = capaccess.state_hash(c.customer_id,"
-"    c.clock OPERATOR(pg_catalog.+) 1::pg_catalog.int8, $2, c.cap, c.access),"
-"  updated_at = pg_catalog.now()"
-" WHERE c.customer_id OPERATOR(pg_catalog.=) $1"
-" RETURNING" STATE_COLUMNS;
+/* each in the schema's two forms: see CAPACCESS_SEQ_BLOCK (capaccess.h) */
+static const char *const update_sql[2] = {
+	UPDATE_BY_KEY(CAPACCESS_SEQ_NEXTVAL), UPDATE_BY_KEY(CAPACCESS_SEQ_BLOCK)
+};
+static const char *const update_tid_sql[2] = {
+	UPDATE_BY_TID(CAPACCESS_SEQ_NEXTVAL), UPDATE_BY_TID(CAPACCESS_SEQ_BLOCK)
+};
+static const char *const reset_sql[2] = {
+	RESET(CAPACCESS_SEQ_NEXTVAL), RESET(CAPACCESS_SEQ_BLOCK)
+};
 
 static const char *const select_sql =
 "SELECT" STATE_COLUMNS ", c.xmin FROM capaccess.customer AS c"
@@ -157,6 +166,7 @@ static SPIPlanPtr insert_plan = NULL;
 /* The table generation the plans were last checked against (table.c). */
 static bool plans_checked = false;
 static uint64 plans_generation = 0;
+static int	plans_form = 0;		/* of the UPDATEs prepared */
 
 /* One call of capaccess_update or capaccess_reset, as it goes. */
 typedef struct CapaccessCall
@@ -207,6 +217,15 @@ capaccess_prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtyp
 	return *plan;
 }
 
+/* Free a plan prepared by capaccess_prepare_once, to prepare it anew. */
+void
+capaccess_forget_plan(SPIPlanPtr *plan)
+{
+	if (*plan != NULL)
+		SPI_freeplan(*plan);
+	*plan = NULL;
+}
+
 /*
  * Build the plans, or check them again after the table changed, before
  * queueing for a gate: a backend's first call, or its first after DDL,
@@ -220,11 +239,25 @@ plans_ensure(void)
 {
 	SPIPlanPtr	plans[6];
 
+	int			form;
+
 	if (plans_checked && plans_generation == capaccess_table_generation())
 		return;
-	plans[0] = capaccess_prepare_once(&update_plan, update_sql, 4, update_argtypes);
-	plans[1] = capaccess_prepare_once(&update_tid_plan, update_tid_sql, 5, update_argtypes);
-	plans[2] = capaccess_prepare_once(&reset_plan, reset_sql, 2, update_argtypes);
+	/* the schema was updated (or went back to 1.0): the UPDATEs change */
+	form = capaccess_seq_form();
+	if (form != plans_form)
+	{
+		capaccess_forget_plan(&update_plan);
+		capaccess_forget_plan(&update_tid_plan);
+		capaccess_forget_plan(&reset_plan);
+		plans_form = form;
+	}
+	plans[0] = capaccess_prepare_once(&update_plan, update_sql[form], 4,
+									  update_argtypes);
+	plans[1] = capaccess_prepare_once(&update_tid_plan, update_tid_sql[form], 5,
+									  update_argtypes);
+	plans[2] = capaccess_prepare_once(&reset_plan, reset_sql[form], 2,
+									  update_argtypes);
 	plans[3] = capaccess_prepare_once(&select_plan, select_sql, 1, update_argtypes);
 	plans[4] = capaccess_prepare_once(&insert_plan, insert_sql, 3, insert_argtypes);
 	plans[5] = capaccess_prepare_once(&select_lock_plan, select_lock_sql, 1,

@@ -23,9 +23,9 @@
  *	- its indexes are plain: no expressions, no predicate, no exclusion
  *	  constraint, no deferred uniqueness;
  *	- the owner (whom the call acts as) holds SELECT and UPDATE on it and
- *	  EXECUTE on capaccess.state_hash, and no extension watches the
- *	  executor's permission checks (ExecutorCheckPerms_hook: sepgsql,
- *	  pgaudit's object audit);
+ *	  EXECUTE on capaccess.state_hash (and on capaccess.next_seq, from 1.1
+ *	  on), and no extension watches the executor's permission checks
+ *	  (ExecutorCheckPerms_hook: sepgsql, pgaudit's object audit);
  *	- the transaction is not SERIALIZABLE (whose predicate locks the
  *	  executor takes in its own way);
  *	- capaccess.direct_write is on.
@@ -50,7 +50,7 @@
  *
  * The write is the UPDATE's, step for step: a new command id and snapshot
  * as SPI takes for each statement, the row found with that snapshot, the
- * same new values (clock + 1, nextval of capaccess.seq, the state hash,
+ * same new values (clock + 1, the next seq from seq.c, the state hash,
  * now()), the same checks (the cap in the statement, NOT NULL and CHECK
  * constraints before the write), heap_update waiting for a row lock as the
  * executor would, and index entries only when the new version is not
@@ -75,7 +75,6 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
-#include "commands/sequence.h"
 #include "common/int.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
@@ -115,6 +114,7 @@ static uint64 known_generation = 0;
 static bool known_eligible = false;
 static List *known_checks = NIL;	/* planned CHECK expressions */
 static Oid	known_state_hash = InvalidOid;	/* capaccess.state_hash */
+static Oid	known_next_seq = InvalidOid;	/* capaccess.next_seq, from 1.1 */
 static bool known_watching = false;
 static uint64 proc_changes = 0; /* bumped by every change to pg_proc */
 static uint64 known_proc_changes = 0;
@@ -212,6 +212,7 @@ know_table(Relation rel)
 	known_proc_changes = proc_changes;
 	known_eligible = table_is_plain(rel);
 	known_state_hash = state_hash_function();
+	known_next_seq = capaccess_seq_function();
 	if (!OidIsValid(known_state_hash))
 		known_eligible = false;
 	if (known_eligible && desc->constr != NULL)
@@ -466,7 +467,9 @@ capaccess_write_direct(Relation rel, const CapaccessWriteArgs *a,
 		!know_table(rel) ||
 		pg_class_aclmask(RelationGetRelid(rel), owner, ACL_SELECT | ACL_UPDATE,
 						 ACLMASK_ALL) != (ACL_SELECT | ACL_UPDATE) ||
-		proc_aclcheck(known_state_hash, owner, ACL_EXECUTE) != ACLCHECK_OK)
+		proc_aclcheck(known_state_hash, owner, ACL_EXECUTE) != ACLCHECK_OK ||
+		(OidIsValid(known_next_seq) &&
+		 proc_aclcheck(known_next_seq, owner, ACL_EXECUTE) != ACLCHECK_OK))
 		return CAPACCESS_WRITE_USE_SQL;
 	CheckCmdReplicaIdentity(rel, CMD_UPDATE);
 
@@ -518,7 +521,7 @@ capaccess_write_direct(Relation rel, const CapaccessWriteArgs *a,
 	}
 	if (pg_add_s64_overflow(clock, 1, &new_clock))
 		goto use_sql;
-	seq = nextval_internal(capaccess_table_seq(), true);
+	seq = capaccess_seq_next(capaccess_table_seq());
 
 	cols[ncols] = capaccess_table_attnum(CAPACCESS_COL_USED);
 	values[ncols++] = Int64GetDatum(new_used);
