@@ -43,6 +43,33 @@ SELECT count(*) FILTER (WHERE seq = :by_hand) AS by_hand_handed_out,
 	   max(seq) > :by_hand AS went_past_it
   FROM drawn;
 
+-- setval just above last_value, is_called false (the usual way to say
+-- "go on from here"), and RESTART WITH just above it: the next block is
+-- that value alone, nothing below it is handed out again.  RESTART gives
+-- the sequence a new file, so a new block entry that knows nothing of
+-- the values handed out before.
+SELECT setval('capaccess.seq', last_value + 1, false) IS NOT NULL AS set
+  FROM capaccess.seq;
+SELECT pg_temp.draw('after setval, not called', 1100);
+SELECT last_value + 1 AS restart_at FROM capaccess.seq \gset
+ALTER SEQUENCE capaccess.seq RESTART WITH :restart_at;
+SELECT pg_temp.draw('after restart', 1100);
+SELECT count(DISTINCT seq) = count(*) AS all_distinct,
+	   bool_and(seq > prev) AS increasing
+  FROM (SELECT seq, lag(seq) OVER (ORDER BY n) AS prev FROM drawn) d;
+
+-- ALTER SEQUENCE writes the sequence a new file; rolled back, the values
+-- drawn from it in that transaction must not stay in shared memory
+BEGIN;
+ALTER SEQUENCE capaccess.seq CACHE 1;
+SELECT pg_temp.draw('in a rolled back ALTER', 1100);
+ROLLBACK;
+SELECT pg_temp.draw('after a rolled back ALTER', 1100);
+SELECT count(DISTINCT seq) = count(*) AS all_distinct,
+	   bool_and(seq > prev) AS increasing,
+	   (SELECT last_value FROM capaccess.seq) >= max(seq) AS seq_at_or_above
+  FROM (SELECT seq, lag(seq) OVER (ORDER BY n) AS prev FROM drawn) d;
+
 -- an increment of 1 (what an administrator might set back): every value
 -- is then a nextval, still above everything handed out before, and what
 -- was left of the block is dropped, so that an increment of 1024 again
@@ -72,6 +99,16 @@ ALTER SEQUENCE capaccess.seq CACHE 1;
 SELECT pg_temp.draw('cache 1 again', 4);
 SELECT max(seq) - min(seq) AS span FROM drawn WHERE phase = 'cache 1 again';
 RESET capaccess.direct_write;
+
+-- set back below last_value, the sequence repeats values, as any sequence
+-- would; a session that starts afterwards follows it at once, instead of
+-- handing out the rest of a block that is now above it
+SELECT last_value AS before_setback FROM capaccess.seq \gset
+SELECT setval('capaccess.seq', :before_setback - 5000) IS NOT NULL AS set;
+\c -
+SELECT seq <= :before_setback - 5000 + 1024 AS follows_the_sequence
+  FROM capaccess_update(1601, 1);
+SELECT setval('capaccess.seq', :before_setback + 1024) IS NOT NULL AS set_forward;
 
 -- capaccess_reset_all takes its values from the block too: one nextval
 -- for all the rows, not one each

@@ -27,6 +27,20 @@ SELECT customer_id FROM capaccess_register(803, 5);
 INSERT INTO up_seq (version, seq) SELECT '1.0', seq FROM capaccess_update(803, 0);
 INSERT INTO up_seq (version, seq) SELECT '1.0', seq FROM capaccess_update(803, 0);
 
+-- a 1.0 schema whose INCREMENT an administrator raised: the direct write
+-- and the UPDATE through SPI each take a nextval, so seq still rises
+ALTER SEQUENCE capaccess.seq INCREMENT BY 10;
+RESET capaccess.direct_write;
+INSERT INTO up_seq (version, seq) SELECT '1.0, increment 10', seq FROM capaccess_update(803, 0);
+SET capaccess.direct_write = off;
+INSERT INTO up_seq (version, seq) SELECT '1.0, increment 10', seq FROM capaccess_update(803, 0);
+RESET capaccess.direct_write;
+INSERT INTO up_seq (version, seq) SELECT '1.0, increment 10', seq FROM capaccess_update(803, 0);
+SELECT bool_and(seq > prev) AS rises
+  FROM (SELECT seq, lag(seq) OVER (ORDER BY n) AS prev FROM up_seq) u;
+ALTER SEQUENCE capaccess.seq INCREMENT BY 1;
+SET capaccess.direct_write = off;
+
 ALTER EXTENSION capaccess UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'capaccess';
 

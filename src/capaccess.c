@@ -8,8 +8,8 @@
  *
  *	- shmem_request_hook asks for one segment sized from
  *	  capaccess.max_customers and max_connections, and for two named
- *	  LWLocks (one to confirm deadlocks, see deadlock.c; one to refill the
- *	  blocks of seq values, see seq.c);
+ *	  LWLock tranches: "capaccess" (one lock, to confirm deadlocks, see
+ *	  deadlock.c) and "capaccess_seq" (the blocks of seq values, seq.c);
  *	- shmem_startup_hook lays the segment out.  It runs in the postmaster at
  *	  start and again after every crash restart, when the segment is new: all
  *	  gates are then free and all caches empty, which is right because every
@@ -37,6 +37,7 @@ PG_MODULE_MAGIC;
 
 #define CAPACCESS_SHMEM_NAME	"capaccess"
 #define CAPACCESS_TRANCHE_NAME	"capaccess"
+#define CAPACCESS_SEQ_TRANCHE_NAME	"capaccess_seq"
 
 int			capaccess_max_customers = 10000;
 bool		capaccess_early_release = true;
@@ -181,7 +182,8 @@ capaccess_shmem_request(void)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(capaccess_memsize());
-	RequestNamedLWLockTranche(CAPACCESS_TRANCHE_NAME, 2);
+	RequestNamedLWLockTranche(CAPACCESS_TRANCHE_NAME, 1);
+	RequestNamedLWLockTranche(CAPACCESS_SEQ_TRANCHE_NAME, CAPACCESS_SEQ_LWLOCKS);
 }
 
 static void
@@ -205,10 +207,11 @@ capaccess_shmem_startup(void)
 	if (!found)
 	{
 		CapaccessCounters *c = &capaccess_shared->counters;
-		LWLockPadded *locks = GetNamedLWLockTranche(CAPACCESS_TRANCHE_NAME);
 
-		capaccess_shared->deadlock_lock = &locks[0].lock;
-		capaccess_seq_init(&capaccess_shared->seq, &locks[1].lock);
+		capaccess_shared->deadlock_lock =
+			&(GetNamedLWLockTranche(CAPACCESS_TRANCHE_NAME))->lock;
+		capaccess_seq_init(&capaccess_shared->seq,
+						   GetNamedLWLockTranche(CAPACCESS_SEQ_TRANCHE_NAME));
 		capaccess_shared->nslots = capaccess_max_customers;
 		capaccess_shared->nprocs = nprocs;
 		capaccess_shared->slots = (CapaccessSlot *)

@@ -185,26 +185,33 @@ typedef struct CapaccessDbShare
 
 /*
  * A block of seq values for one database's capaccess.seq (seq.c).  The key
- * and the block change under seq_lock and the spinlock; a draw takes only
- * the spinlock.
+ * (dbid, seqid, file) changes under the assignment lock, lock and mutex;
+ * the block under lock and mutex; a draw takes only mutex.
  */
 typedef struct CapaccessSeqBlock
 {
 	slock_t		mutex;
+	LWLock	   *lock;			/* serialises checks and refills */
 	Oid			dbid;			/* InvalidOid: unused */
 	Oid			seqid;
+	Oid			file;			/* the sequence's relfilenode */
 	int64		next;			/* the next value to hand out */
 	int64		left;			/* how many are left, from next on */
+	int64		top;			/* the nextval the block came from */
 	uint64		refilled;		/* when, in refills: the oldest is evicted */
 } CapaccessSeqBlock;
 
 /* Databases with a block each; more share the least recently refilled. */
 #define CAPACCESS_SEQ_BLOCKS	64
 
+/* LWLocks of the tranche "capaccess_seq": the assignment lock, then one
+ * per block */
+#define CAPACCESS_SEQ_LWLOCKS	(1 + CAPACCESS_SEQ_BLOCKS)
+
 typedef struct CapaccessSeqShared
 {
-	LWLock	   *lock;			/* serialises refills */
-	uint64		refills;		/* under lock */
+	LWLock	   *assign_lock;	/* gives entries to databases */
+	uint64		refills;		/* under an entry's lock and mutex */
 	CapaccessSeqBlock blocks[CAPACCESS_SEQ_BLOCKS];
 } CapaccessSeqShared;
 
@@ -331,7 +338,7 @@ extern AttrNumber capaccess_table_attnum(int col);
 extern Oid	capaccess_table_seq(void);
 
 /* seq.c */
-extern void capaccess_seq_init(CapaccessSeqShared *s, LWLock *lock);
+extern void capaccess_seq_init(CapaccessSeqShared *s, LWLockPadded *locks);
 extern int64 capaccess_seq_next(Oid seqid);
 extern Oid	capaccess_seq_function(void);
 extern int	capaccess_seq_form(void);

@@ -28,9 +28,17 @@
 #if PG_VERSION_NUM >= 160000
 #define CAPACCESS_REL_LOCATOR(rel)	((rel)->rd_locator)
 #define CAPACCESS_REL_FILENUMBER(rel)	((rel)->rd_locator.relNumber)
+#define CAPACCESS_REL_FILE_IS_NEW(rel) \
+	((rel)->rd_createSubid != InvalidSubTransactionId || \
+	 (rel)->rd_newRelfilelocatorSubid != InvalidSubTransactionId || \
+	 (rel)->rd_firstRelfilelocatorSubid != InvalidSubTransactionId)
 #else
 #define CAPACCESS_REL_LOCATOR(rel)	((rel)->rd_node)
 #define CAPACCESS_REL_FILENUMBER(rel)	((rel)->rd_node.relNode)
+#define CAPACCESS_REL_FILE_IS_NEW(rel) \
+	((rel)->rd_createSubid != InvalidSubTransactionId || \
+	 (rel)->rd_newRelfilenodeSubid != InvalidSubTransactionId || \
+	 (rel)->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
 #endif
 
 /* 18 asks whether a deferrable primary key will do; it will not here. */

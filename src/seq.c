@@ -9,50 +9,74 @@
  * of that sequence's one page, and a backend preempted while it holds that
  * lock stalls all the others: at 1000 clients that was most of capaccess's
  * tail latency (bench/PROFILE.md).  So values are drawn from a block kept
- * in shared memory, one entry per database, and only the backend that
- * finds the block used up calls nextval.
+ * in shared memory, one per database, and only the backend that finds the
+ * block used up calls nextval.
  *
  * The blocks.  From 1.1 on the sequence's INCREMENT is 1024.  When nextval
- * returns w, the block is (w - increment, w]: the values from just above the
- * previous value of the sequence up to w itself.  Whatever nextval returned
- * before w is at most w - increment, and whatever it returns later is above
- * w, so a block never holds a value that nextval gives anyone else.  That
- * gives the guarantees a plain sequence gives, and no more:
+ * returns w after an earlier nextval (is_called), the block is
+ * (w - increment, w]: whatever nextval returned before w is at most
+ * w - increment, and whatever it returns later is above w, so a block never
+ * holds a value that nextval gives anyone else.  When the sequence had just
+ * been set (setval with is_called false, RESTART, a fresh sequence), nextval
+ * returns the value set, which says nothing of the values below it, and the
+ * block is w alone.  A block also never reaches back to values its entry
+ * already handed out.  That gives what a plain sequence gives, and no more:
  *
  *	- unique: blocks are disjoint, and each value is handed out once under
  *	  the entry's spinlock;
- *	- increasing in the order values are handed out: refills are serialised
- *	  by one LWLock, and each new block lies above the previous one;
- *	- above every value handed out before a crash or a restart: the sequence
- *	  itself is at w or beyond (nextval's WAL record precedes the commit of
- *	  any row that holds a value of the block), and the next block is above
- *	  its next value;
+ *	- increasing in the order values are handed out: refills of an entry are
+ *	  serialised by its LWLock, each new block lies above the previous one,
+ *	  and a nextval taken outside the blocks drops what is left of the block;
+ *	- above every value in a committed row after a crash or a restart: the
+ *	  block's nextval is WAL-logged before any row holding one of its values
+ *	  commits (GetTopTransactionId() below makes that commit wait for WAL),
+ *	  and the next block is above what the sequence recovers to;
  *	- never above the sequence's last_value, so a dump of the table and the
  *	  sequence restores consistently.
  *
- * A restart loses the rest of the block: a gap of at most 1023 values, as a
- * sequence's CACHE would leave.  A value someone takes with nextval by hand
- * lies above the current block.  setval and ALTER SEQUENCE RESTART take
- * effect when the block runs out; set below values already handed out,
- * they make seq repeat them, as they would for any sequence.  Where blocks would not be safe (the 1.0
- * schema's INCREMENT 1, a negative increment, a CACHE other than 1, which
- * lets backends return values out of order), every draw is a nextval.
+ * A restart loses the rest of the block (and nextval logs 32 increments
+ * ahead), so seq has gaps, as with any sequence.  A value someone takes with
+ * nextval by hand lies above the current block.  setval and ALTER SEQUENCE
+ * RESTART take effect at once for backends that start later, and for the
+ * others when the block runs out; set below values already handed out, they
+ * make seq repeat them, as they would for any sequence.
  *
- * Locking.  LockRelationOid(seq, RowExclusiveLock), then the LWLock
- * capaccess_shared->seq_lock (refills only), then an entry's spinlock.  The
- * relation lock is taken before the LWLock so that the nextval made under
- * the LWLock never waits for a heavyweight lock (an ALTER SEQUENCE in an
- * open transaction would otherwise hold up every refill in the server, and
- * deadlock with its own transaction's next draw).  An entry's key (database,
- * sequence) and block change only under both the LWLock and its spinlock;
- * a draw from the block takes only the spinlock.
+ * Where blocks would not be safe, every draw is a nextval of its own, and
+ * what was left of the block is dropped: an INCREMENT of 1 or less (the 1.0
+ * schema), a CACHE other than 1 (backends would return values out of
+ * order), CYCLE, a sequence that is not permanent (unlogged values need not
+ * survive a crash), or one whose storage this transaction replaced
+ * (ALTER SEQUENCE writes a new file, which a rollback discards with the
+ * values it gave).
+ *
+ * An entry is keyed by database, sequence OID and the sequence's file, so
+ * that a dropped and re-created extension, or a sequence file replaced by
+ * ALTER SEQUENCE, never draws from an old block.  Each backend also checks,
+ * the first time it uses an entry, that the block is not above the
+ * sequence's last_value (it is not, unless the sequence was set back, or a
+ * database was dropped and made again under the same OIDs); if it is, the
+ * block is dropped.
+ *
+ * Locking, in this order: LockRelationOid(seq, RowExclusiveLock); the
+ * assignment LWLock (only to give an entry to a database that has none,
+ * evicting the least recently refilled); the entry's LWLock (to check or
+ * refill its block); the entry's spinlock (to draw).  The relation lock is
+ * taken first so that nothing done under an LWLock waits for a heavyweight
+ * lock (DDL on the sequence in an open transaction would otherwise hold up
+ * every refill, and deadlock with that transaction's own next draw).  An
+ * entry's key changes under the assignment lock, its entry lock and its
+ * spinlock; its block under its entry lock and spinlock, except that
+ * dropping what is left (left = 0) needs only the spinlock.  Reading a key
+ * without the spinlock is only a hint, checked again under it.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_sequence.h"
 #include "commands/sequence.h"
 #include "fmgr.h"
@@ -62,42 +86,65 @@
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 
 #include "capaccess.h"
 
 PG_FUNCTION_INFO_V1(capaccess_next_seq);
 
-/* The entry this backend drew from last; checked under its spinlock. */
+/* What identifies a block: database, sequence, the sequence's file. */
+typedef struct SeqKey
+{
+	Oid			dbid;
+	Oid			seqid;
+	Oid			file;
+}			SeqKey;
+
+/*
+ * The entry this backend drew from last, and whether it has checked that
+ * entry's block against the sequence (see above).
+ */
 static int	my_block = -1;
+static bool my_block_checked = false;
 
 void
-capaccess_seq_init(CapaccessSeqShared *s, LWLock *lock)
+capaccess_seq_init(CapaccessSeqShared *s, LWLockPadded *locks)
 {
-	s->lock = lock;
+	s->assign_lock = &locks[0].lock;
 	s->refills = 0;
 	for (int i = 0; i < CAPACCESS_SEQ_BLOCKS; i++)
 	{
 		CapaccessSeqBlock *b = &s->blocks[i];
 
 		SpinLockInit(&b->mutex);
+		b->lock = &locks[1 + i].lock;
 		b->dbid = InvalidOid;
 		b->seqid = InvalidOid;
+		b->file = InvalidOid;
 		b->next = 0;
 		b->left = 0;
+		b->top = 0;
 		b->refilled = 0;
 	}
 }
 
-/* Take a value from block b if it is this database's for seqid. */
+static inline bool
+key_is(const CapaccessSeqBlock *b, const SeqKey * key)
+{
+	return b->dbid == key->dbid && b->seqid == key->seqid && b->file == key->file;
+}
+
+/* Take a value from block b if it is key's. */
 static bool
-take_from(CapaccessSeqBlock *b, Oid seqid, int64 *value)
+take_from(CapaccessSeqBlock *b, const SeqKey * key, int64 *value)
 {
 	bool		taken = false;
 
 	SpinLockAcquire(&b->mutex);
-	if (b->dbid == MyDatabaseId && b->seqid == seqid && b->left > 0)
+	if (key_is(b, key) && b->left > 0)
 	{
 		*value = b->next;
 		if (--b->left > 0)
@@ -109,19 +156,18 @@ take_from(CapaccessSeqBlock *b, Oid seqid, int64 *value)
 }
 
 /*
- * Drop what is left of this database's block for seqid, if it has one.  The
- * key changes only under the LWLock, so it can be compared without the
- * spinlock; the spinlock makes sure it was still this block that lost it.
+ * Drop what is left of this database's blocks for seqid (any file), so that
+ * the next block starts above a nextval taken outside them.
  */
 static void
-forget_block(Oid seqid)
+forget_blocks(Oid seqid)
 {
 	for (int i = 0; i < CAPACCESS_SEQ_BLOCKS; i++)
 	{
 		CapaccessSeqBlock *b = &capaccess_shared->seq.blocks[i];
 
 		if (b->dbid != MyDatabaseId || b->seqid != seqid)
-			continue;
+			continue;			/* a hint: checked again below */
 		SpinLockAcquire(&b->mutex);
 		if (b->dbid == MyDatabaseId && b->seqid == seqid)
 			b->left = 0;
@@ -129,84 +175,165 @@ forget_block(Oid seqid)
 	}
 }
 
-/*
- * The sequence's increment and minimum, if blocks are safe for it;
- * otherwise false.
- */
-static bool
-block_bounds(Oid seqid, int64 *increment, int64 *minvalue)
+/* The entry holding key, or -1; a hint, to be checked under a lock. */
+static int
+find_entry(const SeqKey * key)
 {
-	HeapTuple	tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid));
-	Form_pg_sequence seq;
-	bool		ok;
-
-	if (!HeapTupleIsValid(tup))
-		return false;			/* not a sequence: nextval says so */
-	seq = (Form_pg_sequence) GETSTRUCT(tup);
-	*increment = seq->seqincrement;
-	*minvalue = seq->seqmin;
-	ok = seq->seqincrement > 1 && seq->seqcache == 1;
-	ReleaseSysCache(tup);
-	return ok;
+	for (int i = 0; i < CAPACCESS_SEQ_BLOCKS; i++)
+		if (key_is(&capaccess_shared->seq.blocks[i], key))
+			return i;
+	return -1;
 }
 
 /*
- * A new block for seqid, from one nextval; returns its first value.  Called
- * with the LWLock held.
+ * Give key an entry, empty: the one it has, an unused one, or the least
+ * recently refilled, whose database starts a new block on its next draw.
  */
-static int64
-refill(Oid seqid, int64 increment, int64 minvalue)
+static int
+assign_entry(const SeqKey * key)
 {
 	CapaccessSeqShared *s = &capaccess_shared->seq;
-	int			found = -1;
 	int			victim = -1;
 	CapaccessSeqBlock *b;
-	int64		top;
-	int64		low;
-	int64		value;
 
+	LWLockAcquire(s->assign_lock, LW_EXCLUSIVE);
 	for (int i = 0; i < CAPACCESS_SEQ_BLOCKS; i++)
 	{
 		b = &s->blocks[i];
-		if (b->dbid == MyDatabaseId && b->seqid == seqid)
+		if (key_is(b, key))
 		{
-			found = i;
-			break;
+			LWLockRelease(s->assign_lock);
+			return i;
 		}
 		if (victim < 0 || b->dbid == InvalidOid ||
 			(s->blocks[victim].dbid != InvalidOid &&
 			 b->refilled < s->blocks[victim].refilled))
 			victim = i;
 	}
-	if (found >= 0)
+	/* the same sequence's entry for an old file first */
+	for (int i = 0; i < CAPACCESS_SEQ_BLOCKS; i++)
+		if (s->blocks[i].dbid == key->dbid && s->blocks[i].seqid == key->seqid)
+			victim = i;
+	b = &s->blocks[victim];
+	LWLockAcquire(b->lock, LW_EXCLUSIVE);
+	SpinLockAcquire(&b->mutex);
+	b->dbid = key->dbid;
+	b->seqid = key->seqid;
+	b->file = key->file;
+	b->left = 0;
+	b->top = 0;
+	b->refilled = 0;
+	SpinLockRelease(&b->mutex);
+	LWLockRelease(b->lock);
+	LWLockRelease(s->assign_lock);
+	return victim;
+}
+
+/*
+ * The sequence's last_value, or false if it was set and not yet called
+ * (is_called false).  The caller has checked SELECT or USAGE on it.
+ */
+static bool
+sequence_last_value(Oid seqid, int64 *last_value)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		d;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = ObjectIdGetDatum(seqid);
+	fcinfo->args[0].isnull = false;
+	d = pg_sequence_last_value(fcinfo);
+	if (fcinfo->isnull)
+		return false;
+	*last_value = DatumGetInt64(d);
+	return true;
+}
+
+/*
+ * The sequence's increment and minimum, and the key of its block, if blocks
+ * are safe for it (see above); otherwise false.
+ */
+static bool
+blocks_are_safe(Oid seqid, SeqKey * key, int64 *increment, int64 *minvalue)
+{
+	Relation	seqrel;
+	HeapTuple	tup;
+	Form_pg_sequence seq;
+	bool		ok;
+
+	tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid));
+	if (!HeapTupleIsValid(tup))
+		return false;			/* not a sequence: nextval says so */
+	seq = (Form_pg_sequence) GETSTRUCT(tup);
+	*increment = seq->seqincrement;
+	*minvalue = seq->seqmin;
+	ok = seq->seqincrement > 1 && seq->seqcache == 1 && !seq->seqcycle;
+	ReleaseSysCache(tup);
+	if (!ok)
+		return false;
+
+	/* locked by the caller */
+	seqrel = relation_open(seqid, NoLock);
+	ok = seqrel->rd_rel->relpersistence == RELPERSISTENCE_PERMANENT &&
+		!CAPACCESS_REL_FILE_IS_NEW(seqrel);
+	key->dbid = MyDatabaseId;
+	key->seqid = seqid;
+	key->file = CAPACCESS_REL_FILENUMBER(seqrel);
+	relation_close(seqrel, NoLock);
+
+	/* the check of a block against last_value needs to read it */
+	return ok &&
+		pg_class_aclcheck(seqid, GetUserId(), ACL_SELECT | ACL_USAGE) == ACLCHECK_OK;
+}
+
+/*
+ * With entry b's LWLock held: drop its block if it is above the sequence
+ * (this backend's first use of the entry), then take a value, refilling
+ * the block with one nextval if it is used up.
+ */
+static int64
+check_and_refill(CapaccessSeqBlock *b, const SeqKey * key, int64 increment,
+				 int64 minvalue)
+{
+	int64		last_value;
+	bool		called;
+	int64		top;
+	int64		low;
+	int64		value;
+
+	if (!my_block_checked)
 	{
-		/* someone may have refilled it while we waited */
-		my_block = found;
-		if (take_from(&s->blocks[found], seqid, &value))
-			return value;
+		called = sequence_last_value(key->seqid, &last_value);
+		SpinLockAcquire(&b->mutex);
+		if (key_is(b, key) && b->left > 0 && (!called || b->top > last_value))
+			b->left = 0;
+		SpinLockRelease(&b->mutex);
+		my_block_checked = true;
 	}
-	else
-		found = victim;
-	b = &s->blocks[found];
+	if (take_from(b, key, &value))
+		return value;
 
-	/* may fail (permission, maximum reached): the abort frees the LWLock */
-	top = nextval_internal(seqid, true);
+	/* may fail (maximum reached): the abort releases the LWLock */
+	called = sequence_last_value(key->seqid, &last_value);
+	top = nextval_internal(key->seqid, true);
 
-	if (pg_sub_s64_overflow(top, increment - 1, &low) || low < minvalue)
+	if (!called)
+		low = top;				/* the value set, and nothing below it */
+	else if (pg_sub_s64_overflow(top, increment - 1, &low) || low < minvalue)
 		low = minvalue;
+	/* never back to values this entry handed out */
+	if (b->top >= low && b->top < top)
+		low = b->top + 1;
 
 	SpinLockAcquire(&b->mutex);
-	b->dbid = MyDatabaseId;
-	b->seqid = seqid;
 	b->next = low;
 	b->left = top - low + 1;
-	b->refilled = ++s->refills;
-	/* take the first value */
+	b->top = top;
+	b->refilled = ++capaccess_shared->seq.refills;
 	value = b->next;
 	if (--b->left > 0)
 		b->next++;
 	SpinLockRelease(&b->mutex);
-	my_block = found;
 	return value;
 }
 
@@ -217,43 +344,74 @@ refill(Oid seqid, int64 increment, int64 minvalue)
 int64
 capaccess_seq_next(Oid seqid)
 {
-	int64		value;
+	SeqKey		key;
 	int64		increment;
 	int64		minvalue;
+	int64		value;
 
 	/* before any LWLock: see the locking notes above */
 	LockRelationOid(seqid, RowExclusiveLock);
 
 	if (capaccess_shared == NULL)
 		return nextval_internal(seqid, true);
-	if (!block_bounds(seqid, &increment, &minvalue))
+	/* what nextval checks; if the check fails, nextval says why */
+	if (pg_class_aclcheck(seqid, GetUserId(), ACL_USAGE | ACL_UPDATE) != ACLCHECK_OK)
+		return nextval_internal(seqid, true);
+	if (!blocks_are_safe(seqid, &key, &increment, &minvalue))
 	{
-		/* what is left of a block would be below this nextval: drop it */
-		forget_block(seqid);
+		forget_blocks(seqid);
 		return nextval_internal(seqid, true);
 	}
-
-	/* what nextval checks */
-	if (pg_class_aclcheck(seqid, GetUserId(), ACL_USAGE | ACL_UPDATE) != ACLCHECK_OK)
-		return nextval_internal(seqid, true);	/* which fails, and says why */
 	PreventCommandIfReadOnly("nextval()");
 	PreventCommandIfParallelMode("nextval()");
 
 	/*
 	 * Like nextval, make the commit wait for WAL: the block's nextval record
-	 * is before this transaction's commit, so a committed value is always
-	 * below the sequence after a crash.
+	 * precedes this transaction's commit record.
 	 */
 	(void) GetTopTransactionId();
 
-	if (my_block >= 0 &&
-		take_from(&capaccess_shared->seq.blocks[my_block], seqid, &value))
-		return value;
+	for (;;)
+	{
+		CapaccessSeqBlock *b;
+		int			i;
 
-	LWLockAcquire(capaccess_shared->seq.lock, LW_EXCLUSIVE);
-	value = refill(seqid, increment, minvalue);
-	LWLockRelease(capaccess_shared->seq.lock);
-	return value;
+		if (my_block >= 0 && my_block_checked &&
+			take_from(&capaccess_shared->seq.blocks[my_block], &key, &value))
+			return value;
+
+		i = find_entry(&key);
+		if (i < 0)
+			i = assign_entry(&key);
+		if (i != my_block)
+		{
+			my_block = i;
+			my_block_checked = false;
+		}
+		b = &capaccess_shared->seq.blocks[i];
+
+		/*
+		 * Once checked, a backend that finds the lock taken waits for it
+		 * without taking it: the holder is refilling, and the new block is
+		 * then there to draw from.
+		 */
+		if (my_block_checked)
+		{
+			if (!LWLockAcquireOrWait(b->lock, LW_EXCLUSIVE))
+				continue;
+		}
+		else
+			LWLockAcquire(b->lock, LW_EXCLUSIVE);
+		if (!key_is(b, &key))
+		{
+			/* given to another database meanwhile */
+			LWLockRelease(b->lock);
+			continue;
+		}
+		value = check_and_refill(b, &key, increment, minvalue);
+		LWLockRelease(b->lock);
+		return value;
+	}
 }
 
 /* capaccess.next_seq(), or InvalidOid under the 1.0 schema */

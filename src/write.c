@@ -74,6 +74,7 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_proc.h"
+#include "commands/sequence.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "executor/executor.h"
@@ -521,7 +522,11 @@ capaccess_write_direct(Relation rel, const CapaccessWriteArgs *a,
 	}
 	if (pg_add_s64_overflow(clock, 1, &new_clock))
 		goto use_sql;
-	seq = capaccess_seq_next(capaccess_table_seq());
+	/* the 1.0 schema's UPDATE takes a nextval: so does this write */
+	if (OidIsValid(known_next_seq))
+		seq = capaccess_seq_next(capaccess_table_seq());
+	else
+		seq = nextval_internal(capaccess_table_seq(), true);
 
 	cols[ncols] = capaccess_table_attnum(CAPACCESS_COL_USED);
 	values[ncols++] = Int64GetDatum(new_used);
