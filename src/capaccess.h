@@ -198,7 +198,8 @@ typedef struct CapaccessSeqBlock
 	int64		next;			/* the next value to hand out */
 	int64		left;			/* how many are left, from next on */
 	int64		top;			/* the nextval the block came from */
-	uint64		refilled;		/* when, in refills: the oldest is evicted */
+	uint64		refilled;		/* when assigned or refilled, in refills: the
+								 * oldest is evicted */
 } CapaccessSeqBlock;
 
 /* Databases with a block each; more share the least recently refilled. */
@@ -211,7 +212,7 @@ typedef struct CapaccessSeqBlock
 typedef struct CapaccessSeqShared
 {
 	LWLock	   *assign_lock;	/* gives entries to databases */
-	uint64		refills;		/* under an entry's lock and mutex */
+	pg_atomic_uint64 refills;	/* a clock for refilled */
 	CapaccessSeqBlock blocks[CAPACCESS_SEQ_BLOCKS];
 } CapaccessSeqShared;
 

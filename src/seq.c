@@ -12,15 +12,16 @@
  * in shared memory, one per database, and only the backend that finds the
  * block used up calls nextval.
  *
- * The blocks.  From 1.1 on the sequence's INCREMENT is 1024.  When nextval
- * returns w after an earlier nextval (is_called), the block is
- * (w - increment, w]: whatever nextval returned before w is at most
- * w - increment, and whatever it returns later is above w, so a block never
- * holds a value that nextval gives anyone else.  When the sequence had just
- * been set (setval with is_called false, RESTART, a fresh sequence), nextval
- * returns the value set, which says nothing of the values below it, and the
- * block is w alone.  A block also never reaches back to values its entry
- * already handed out.  That gives what a plain sequence gives, and no more:
+ * The blocks.  From 1.1 on the sequence's INCREMENT is 1024.  A refill reads
+ * the sequence's last_value, then takes a nextval, w.  If w is last_value +
+ * increment, nothing moved the sequence in between, and the block is
+ * (last_value, w]: whatever nextval returned before is at most last_value,
+ * and whatever it returns later is above w, so a block never holds a value
+ * that nextval gives anyone else.  Otherwise (a setval or a nextval by hand
+ * in between), or when the sequence had been set and not called (setval
+ * with is_called false, RESTART, a fresh sequence: nextval returns the value
+ * set, which says nothing of the values below it), the block is w alone.
+ * A block also never reaches back to values its entry handed out.  That gives what a plain sequence gives, and no more:
  *
  *	- unique: blocks are disjoint, and each value is handed out once under
  *	  the entry's spinlock;
@@ -28,9 +29,10 @@
  *	  serialised by its LWLock, each new block lies above the previous one,
  *	  and a nextval taken outside the blocks drops what is left of the block;
  *	- above every value in a committed row after a crash or a restart: the
- *	  block's nextval is WAL-logged before any row holding one of its values
- *	  commits (GetTopTransactionId() below makes that commit wait for WAL),
- *	  and the next block is above what the sequence recovers to;
+ *	  block's nextval is WAL-logged before the commit of any row holding one
+ *	  of its values, and WAL is replayed in order, so a recovered commit
+ *	  implies a recovered nextval; the next block is above what the
+ *	  sequence recovers to;
  *	- never above the sequence's last_value, so a dump of the table and the
  *	  sequence restores consistently.
  *
@@ -52,22 +54,25 @@
  * An entry is keyed by database, sequence OID and the sequence's file, so
  * that a dropped and re-created extension, or a sequence file replaced by
  * ALTER SEQUENCE, never draws from an old block.  Each backend also checks,
- * the first time it uses an entry, that the block is not above the
- * sequence's last_value (it is not, unless the sequence was set back, or a
- * database was dropped and made again under the same OIDs); if it is, the
- * block is dropped.
+ * the first time it draws for a key, that the sequence stands at the top of
+ * the block (it does, unless someone moved the sequence since the refill,
+ * or a database was dropped and made again under the same OIDs); if not,
+ * the block is dropped.
  *
  * Locking, in this order: LockRelationOid(seq, RowExclusiveLock); the
  * assignment LWLock (only to give an entry to a database that has none,
  * evicting the least recently refilled); the entry's LWLock (to check or
  * refill its block); the entry's spinlock (to draw).  The relation lock is
- * taken first so that nothing done under an LWLock waits for a heavyweight
+ * taken first so that no nextval under an LWLock waits for the sequence's
  * lock (DDL on the sequence in an open transaction would otherwise hold up
- * every refill, and deadlock with that transaction's own next draw).  An
- * entry's key changes under the assignment lock, its entry lock and its
- * spinlock; its block under its entry lock and spinlock, except that
- * dropping what is left (left = 0) needs only the spinlock.  Reading a key
- * without the spinlock is only a hint, checked again under it.
+ * its refills, and deadlock with that transaction's own next draw).  The
+ * catalog entries a refill reads under the LWLock were just looked up by
+ * the caller; only a cache miss in between (after an invalidation) would
+ * read pg_sequence or pg_class again, which a transaction holding an
+ * exclusive lock on those catalogs could delay.  An entry's key changes
+ * under the assignment lock, its entry lock and its spinlock; its block
+ * under its entry lock and its spinlock.  Reading a key without the
+ * spinlock is only a hint, checked again under it.
  *
  *-------------------------------------------------------------------------
  */
@@ -101,20 +106,20 @@ typedef struct SeqKey
 	Oid			dbid;
 	Oid			seqid;
 	Oid			file;
-}			SeqKey;
+} SeqKey;
 
 /*
- * The entry this backend drew from last, and whether it has checked that
- * entry's block against the sequence (see above).
+ * The entry this backend drew from last, and the key whose block it has
+ * checked against the sequence (see above).
  */
 static int	my_block = -1;
-static bool my_block_checked = false;
+static SeqKey my_checked_key = {InvalidOid, InvalidOid, InvalidOid};
 
 void
 capaccess_seq_init(CapaccessSeqShared *s, LWLockPadded *locks)
 {
 	s->assign_lock = &locks[0].lock;
-	s->refills = 0;
+	pg_atomic_init_u64(&s->refills, 0);
 	for (int i = 0; i < CAPACCESS_SEQ_BLOCKS; i++)
 	{
 		CapaccessSeqBlock *b = &s->blocks[i];
@@ -132,14 +137,23 @@ capaccess_seq_init(CapaccessSeqShared *s, LWLockPadded *locks)
 }
 
 static inline bool
-key_is(const CapaccessSeqBlock *b, const SeqKey * key)
+key_is(const CapaccessSeqBlock *b, const SeqKey *key)
 {
 	return b->dbid == key->dbid && b->seqid == key->seqid && b->file == key->file;
 }
 
+/* Has this backend checked key's block against the sequence? */
+static inline bool
+checked(const SeqKey *key)
+{
+	return my_checked_key.dbid == key->dbid &&
+		my_checked_key.seqid == key->seqid &&
+		my_checked_key.file == key->file;
+}
+
 /* Take a value from block b if it is key's. */
 static bool
-take_from(CapaccessSeqBlock *b, const SeqKey * key, int64 *value)
+take_from(CapaccessSeqBlock *b, const SeqKey *key, int64 *value)
 {
 	bool		taken = false;
 
@@ -156,28 +170,52 @@ take_from(CapaccessSeqBlock *b, const SeqKey * key, int64 *value)
 }
 
 /*
- * Drop what is left of this database's blocks for seqid (any file), so that
- * the next block starts above a nextval taken outside them.
+ * A nextval of its own, for when blocks are not safe, and what is left of
+ * this database's blocks for seqid (of any file) dropped, so that the next
+ * block starts above it.  Each such entry's lock is held across the
+ * nextval, so that a refill in progress cannot publish a block below it
+ * afterwards.  (A refill of an entry assigned after the scan gets a nextval
+ * above this one, unless it took its nextval before the scan: that needs
+ * two backends of one database to disagree on whether blocks are safe,
+ * which only a GRANT or REVOKE on the sequence arriving between them can
+ * do.)
  */
-static void
-forget_blocks(Oid seqid)
+static int64
+nextval_outside_blocks(Oid seqid)
 {
+	int64		value = 0;
+	bool		done = false;
+
 	for (int i = 0; i < CAPACCESS_SEQ_BLOCKS; i++)
 	{
 		CapaccessSeqBlock *b = &capaccess_shared->seq.blocks[i];
 
 		if (b->dbid != MyDatabaseId || b->seqid != seqid)
 			continue;			/* a hint: checked again below */
+		LWLockAcquire(b->lock, LW_EXCLUSIVE);
+		if (!done)
+		{
+			value = nextval_internal(seqid, true);
+			done = true;
+		}
 		SpinLockAcquire(&b->mutex);
 		if (b->dbid == MyDatabaseId && b->seqid == seqid)
+		{
 			b->left = 0;
+			if (b->top < value)
+				b->top = value;
+		}
 		SpinLockRelease(&b->mutex);
+		LWLockRelease(b->lock);
 	}
+	if (!done)
+		value = nextval_internal(seqid, true);
+	return value;
 }
 
 /* The entry holding key, or -1; a hint, to be checked under a lock. */
 static int
-find_entry(const SeqKey * key)
+find_entry(const SeqKey *key)
 {
 	for (int i = 0; i < CAPACCESS_SEQ_BLOCKS; i++)
 		if (key_is(&capaccess_shared->seq.blocks[i], key))
@@ -190,7 +228,7 @@ find_entry(const SeqKey * key)
  * recently refilled, whose database starts a new block on its next draw.
  */
 static int
-assign_entry(const SeqKey * key)
+assign_entry(const SeqKey *key)
 {
 	CapaccessSeqShared *s = &capaccess_shared->seq;
 	int			victim = -1;
@@ -222,7 +260,8 @@ assign_entry(const SeqKey * key)
 	b->file = key->file;
 	b->left = 0;
 	b->top = 0;
-	b->refilled = 0;
+	/* not the next to go: it is about to be refilled */
+	b->refilled = pg_atomic_add_fetch_u64(&s->refills, 1);
 	SpinLockRelease(&b->mutex);
 	LWLockRelease(b->lock);
 	LWLockRelease(s->assign_lock);
@@ -254,7 +293,7 @@ sequence_last_value(Oid seqid, int64 *last_value)
  * are safe for it (see above); otherwise false.
  */
 static bool
-blocks_are_safe(Oid seqid, SeqKey * key, int64 *increment, int64 *minvalue)
+blocks_are_safe(Oid seqid, SeqKey *key, int64 *increment, int64 *minvalue)
 {
 	Relation	seqrel;
 	HeapTuple	tup;
@@ -292,23 +331,25 @@ blocks_are_safe(Oid seqid, SeqKey * key, int64 *increment, int64 *minvalue)
  * the block with one nextval if it is used up.
  */
 static int64
-check_and_refill(CapaccessSeqBlock *b, const SeqKey * key, int64 increment,
+check_and_refill(CapaccessSeqBlock *b, const SeqKey *key, int64 increment,
 				 int64 minvalue)
 {
 	int64		last_value;
 	bool		called;
 	int64		top;
+	int64		expect;
 	int64		low;
 	int64		value;
 
-	if (!my_block_checked)
+	if (!checked(key))
 	{
+		/* a block is trusted only if the sequence stands at its top */
 		called = sequence_last_value(key->seqid, &last_value);
 		SpinLockAcquire(&b->mutex);
-		if (key_is(b, key) && b->left > 0 && (!called || b->top > last_value))
+		if (key_is(b, key) && b->left > 0 && !(called && b->top == last_value))
 			b->left = 0;
 		SpinLockRelease(&b->mutex);
-		my_block_checked = true;
+		my_checked_key = *key;
 	}
 	if (take_from(b, key, &value))
 		return value;
@@ -317,10 +358,22 @@ check_and_refill(CapaccessSeqBlock *b, const SeqKey * key, int64 increment,
 	called = sequence_last_value(key->seqid, &last_value);
 	top = nextval_internal(key->seqid, true);
 
-	if (!called)
-		low = top;				/* the value set, and nothing below it */
-	else if (pg_sub_s64_overflow(top, increment - 1, &low) || low < minvalue)
-		low = minvalue;
+	/*
+	 * The values from last_value + 1 to top are ours only if nothing moved
+	 * the sequence in between (a setval, a nextval by hand): then top is
+	 * last_value + increment.  Otherwise, or if the sequence had been set and
+	 * not called (its value set, and nothing said of those below), the block
+	 * is top alone.
+	 */
+	if (called && !pg_add_s64_overflow(last_value, increment, &expect) &&
+		top == expect)
+	{
+		low = last_value + 1;
+		if (low < minvalue)
+			low = minvalue;
+	}
+	else
+		low = top;
 	/* never back to values this entry handed out */
 	if (b->top >= low && b->top < top)
 		low = b->top + 1;
@@ -329,7 +382,7 @@ check_and_refill(CapaccessSeqBlock *b, const SeqKey * key, int64 increment,
 	b->next = low;
 	b->left = top - low + 1;
 	b->top = top;
-	b->refilled = ++capaccess_shared->seq.refills;
+	b->refilled = pg_atomic_add_fetch_u64(&capaccess_shared->seq.refills, 1);
 	value = b->next;
 	if (--b->left > 0)
 		b->next++;
@@ -348,6 +401,7 @@ capaccess_seq_next(Oid seqid)
 	int64		increment;
 	int64		minvalue;
 	int64		value;
+	bool		waited = false;
 
 	/* before any LWLock: see the locking notes above */
 	LockRelationOid(seqid, RowExclusiveLock);
@@ -357,17 +411,15 @@ capaccess_seq_next(Oid seqid)
 	/* what nextval checks; if the check fails, nextval says why */
 	if (pg_class_aclcheck(seqid, GetUserId(), ACL_USAGE | ACL_UPDATE) != ACLCHECK_OK)
 		return nextval_internal(seqid, true);
-	if (!blocks_are_safe(seqid, &key, &increment, &minvalue))
-	{
-		forget_blocks(seqid);
-		return nextval_internal(seqid, true);
-	}
 	PreventCommandIfReadOnly("nextval()");
 	PreventCommandIfParallelMode("nextval()");
+	if (!blocks_are_safe(seqid, &key, &increment, &minvalue))
+		return nextval_outside_blocks(seqid);
 
 	/*
-	 * Like nextval, make the commit wait for WAL: the block's nextval record
-	 * precedes this transaction's commit record.
+	 * Like nextval, give the transaction an xid, so that its commit is
+	 * WAL-logged after the block's nextval record and, with synchronous
+	 * commit, waits for both to be flushed.
 	 */
 	(void) GetTopTransactionId();
 
@@ -376,18 +428,14 @@ capaccess_seq_next(Oid seqid)
 		CapaccessSeqBlock *b;
 		int			i;
 
-		if (my_block >= 0 && my_block_checked &&
+		if (my_block >= 0 && checked(&key) &&
 			take_from(&capaccess_shared->seq.blocks[my_block], &key, &value))
 			return value;
 
 		i = find_entry(&key);
 		if (i < 0)
 			i = assign_entry(&key);
-		if (i != my_block)
-		{
-			my_block = i;
-			my_block_checked = false;
-		}
+		my_block = i;
 		b = &capaccess_shared->seq.blocks[i];
 
 		/*
@@ -395,10 +443,13 @@ capaccess_seq_next(Oid seqid)
 		 * without taking it: the holder is refilling, and the new block is
 		 * then there to draw from.
 		 */
-		if (my_block_checked)
+		if (checked(&key) && !waited)
 		{
 			if (!LWLockAcquireOrWait(b->lock, LW_EXCLUSIVE))
+			{
+				waited = true;	/* once: then queue for the lock */
 				continue;
+			}
 		}
 		else
 			LWLockAcquire(b->lock, LW_EXCLUSIVE);
