@@ -172,13 +172,15 @@ take_from(CapaccessSeqBlock *b, const SeqKey *key, int64 *value)
 /*
  * A nextval of its own, for when blocks are not safe, and what is left of
  * this database's blocks for seqid (of any file) dropped, so that the next
- * block starts above it.  Each such entry's lock is held across the
- * nextval, so that a refill in progress cannot publish a block below it
- * afterwards.  (A refill of an entry assigned after the scan gets a nextval
- * above this one, unless it took its nextval before the scan: that needs
- * two backends of one database to disagree on whether blocks are safe,
- * which only a GRANT or REVOKE on the sequence arriving between them can
- * do.)
+ * block starts above it.  The nextval is taken under the first such
+ * entry's lock, and every such entry is then locked and emptied before the
+ * value is returned: a refill that read last_value before this nextval
+ * either publishes before that (and is emptied) or, if it took its own
+ * nextval after this one, finds w <> last_value + increment and keeps w
+ * alone, above this value.  (A refill of an entry assigned after the scan
+ * is missed only if it took its nextval before the scan: that needs two
+ * backends of one database to disagree on whether blocks are safe, which
+ * only a GRANT or REVOKE on the sequence arriving between them can do.)
  */
 static int64
 nextval_outside_blocks(Oid seqid)
