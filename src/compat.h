@@ -62,4 +62,16 @@
 #define CAPACCESS_LOCAL_BEENTRY(i)	pgstat_fetch_stat_local_beentry(i)
 #endif
 
+/*
+ * 17 lets an extension name its own wait events: a gate waiter then shows
+ * in pg_stat_activity as wait_event_type Extension, wait_event
+ * CapaccessGate.  Before 17 it shows as wait_event Extension.
+ */
+#if PG_VERSION_NUM >= 170000
+#include "utils/wait_event.h"
+#define CAPACCESS_WAIT_EVENT_NEW(name)	WaitEventExtensionNew(name)
+#else
+#define CAPACCESS_WAIT_EVENT_NEW(name)	((void) (name), PG_WAIT_EXTENSION)
+#endif
+
 #endif							/* CAPACCESS_COMPAT_H */

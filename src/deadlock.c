@@ -356,7 +356,7 @@ walk_pause(void)
 		if (ms <= 0)
 			return true;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 ms, PG_WAIT_EXTENSION);
+						 ms, capaccess_wait_event_deadlock);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

@@ -160,6 +160,14 @@ static int	waiting_slot = -1;
 
 static bool exit_hook_registered = false;
 
+/*
+ * The wait events of a gate waiter and of a deadlock check's pause (see
+ * CAPACCESS_WAIT_EVENT_NEW), looked up once per backend before its first
+ * take of a gate, while a failure still changes nothing.
+ */
+uint32		capaccess_wait_event_gate = PG_WAIT_EXTENSION;
+uint32		capaccess_wait_event_deadlock = PG_WAIT_EXTENSION;
+
 /* This transaction commits asynchronously and flushes after the release. */
 static bool flush_after_release = false;
 
@@ -510,7 +518,7 @@ gate_sleep(int slot, int64 customer_id, uint32 wait_seq)
 			timeout_ms = 1;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout_ms, PG_WAIT_EXTENSION);
+						 timeout_ms, capaccess_wait_event_gate);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -541,6 +549,9 @@ gate_prepare_take(void)
 
 	if (!exit_hook_registered)
 	{
+		capaccess_wait_event_gate = CAPACCESS_WAIT_EVENT_NEW("CapaccessGate");
+		capaccess_wait_event_deadlock =
+			CAPACCESS_WAIT_EVENT_NEW("CapaccessDeadlockCheck");
 		on_shmem_exit(gate_shmem_exit, (Datum) 0);
 		exit_hook_registered = true;
 	}

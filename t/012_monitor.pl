@@ -33,7 +33,8 @@
 #    for (after a hand-off, the new holder), and nothing for the holder, an
 #    idle session, a cancelled waiter, a process that is no backend, or no
 #    process at all.
-# 5. Waiters show wait_event_type and wait_event 'Extension', and the
+# 5. Waiters show wait_event_type 'Extension' and wait_event 'CapaccessGate'
+#    (before PostgreSQL 17, which has no custom wait events: 'Extension'), and the
 #    README's two monitoring queries, run as the monitoring role, name the
 #    holder, its state and its last query.
 # 6. capaccess_stats_reset() is refused to pg_monitor, and a superuser's call
@@ -216,13 +217,17 @@ SELECT capaccess_blocking_pids($w1_pid), capaccess_blocking_pids($w2_pid),
 	'capaccess_blocking_pids(): H for both waiters; nothing for H, an idle session, no process, the checkpointer'
 );
 
+my $gate_event =
+  $node->safe_psql('postgres', 'SHOW server_version_num') >= 170000
+  ? 'CapaccessGate'
+  : 'Extension';
 is( as_role(
 		'monitor', qq{
 SELECT pid, wait_event_type, wait_event FROM pg_stat_activity
  WHERE pid IN ($w1_pid, $w2_pid) ORDER BY pid}),
 	join("\n",
-		map { "$_|Extension|Extension" } sort { $a <=> $b } ($w1_pid, $w2_pid)),
-	'pg_stat_activity: both waiters wait on Extension/Extension');
+		map { "$_|Extension|$gate_event" } sort { $a <=> $b } ($w1_pid, $w2_pid)),
+	"pg_stat_activity: both waiters wait on Extension/$gate_event");
 
 # The README's "who is blocking my application?" query, as it stands there.
 my $who_blocks = q{
