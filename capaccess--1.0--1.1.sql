@@ -168,8 +168,12 @@ REVOKE ALL ON FUNCTION @extschema@.capaccess_stats_reset() FROM PUBLIC;
 -- pg_monitor may watch: the counters and who holds or waits for which gate,
 -- what pg_locks and pg_stat_activity already show it for other waits.  Not
 -- capaccess_verify (it reads every customer's row) nor
--- capaccess_stats_reset (it changes what others measure).
-GRANT EXECUTE ON FUNCTION @extschema@.capaccess_stats() TO pg_monitor;
+-- capaccess_stats_reset (it changes what others measure).  Nor 1.0's
+-- capaccess_stats(), whose counters capaccess_counters() gives by name: a
+-- GRANT on an object of 1.0 here would record the grants an administrator
+-- made on it as the extension's initial privileges (pg_init_privs), and
+-- pg_dump, which dumps only changes from those, would leave them out.
+-- This script changes no privilege of an object 1.0 created.
 GRANT EXECUTE ON FUNCTION @extschema@.capaccess_counters() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION @extschema@.capaccess_gates() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION @extschema@.capaccess_blocking_pids(integer) TO pg_monitor;

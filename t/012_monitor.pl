@@ -531,6 +531,7 @@ for my $case (
 	[ 'reader', 'SELECT * FROM capaccess_consume(1, 1)' ],
 	[ 'monitor', 'SELECT * FROM capaccess_peek(1)' ],
 	[ 'monitor', 'SELECT * FROM capaccess_verify()' ],
+	[ 'monitor', 'SELECT * FROM capaccess_stats()' ],
 	[ 'monitor', 'SELECT * FROM capaccess_consume(1, 1)' ],
 	[ 'app', 'SELECT * FROM capaccess_peek(1)' ],
 	[ 'app', 'SELECT * FROM capaccess_gates()' ],

@@ -23,6 +23,15 @@ $node->safe_psql(
 	'updated', q{
 CREATE EXTENSION capaccess VERSION '1.0';
 GRANT EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text) TO app;
+-- grants on every object of 1.0, as administrators make them: the update
+-- must not record them as the extension's initial privileges
+GRANT EXECUTE ON FUNCTION capaccess_register(bigint, bigint, text),
+	capaccess_update(jsonb, jsonb), capaccess_fnv1a(bytea), capaccess_stats(),
+	capaccess_verify(),
+	capaccess.state_hash(bigint, bigint, bigint, bigint, text) TO app;
+GRANT USAGE ON SCHEMA capaccess TO app;
+GRANT SELECT ON capaccess.customer TO app;
+GRANT SELECT ON SEQUENCE capaccess.seq TO app;
 SELECT capaccess_register(g, 100, 'basic') FROM generate_series(1, 20) g;
 SELECT capaccess_update(g % 20 + 1, 1) FROM generate_series(1, 200) g;
 });
@@ -38,6 +47,8 @@ is( $node->safe_psql('updated',
 	'both are at the default version');
 
 # Each query describes one aspect of the extension, by name, never by OID.
+# A NULL ACL is shown as the default it stands for: a GRANT and its REVOKE
+# leave the default written out.
 my $members = q{
   SELECT d.objid FROM pg_depend d
    WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
@@ -51,10 +62,14 @@ my %aspects = (
 	'functions: signature, result, properties, privileges, comment' => qq{
 	  SELECT p.oid::regprocedure, pg_get_function_result(p.oid), p.provolatile,
 	         p.proparallel, p.proisstrict, p.prosecdef, p.prorows, p.procost,
-	         p.proacl, obj_description(p.oid, 'pg_proc')
+	         coalesce(p.proacl, acldefault('f', p.proowner)),
+	         obj_description(p.oid, 'pg_proc')
 	    FROM pg_proc p WHERE p.oid IN ($members) ORDER BY p.oid::regprocedure::text},
 	'relations: kind, privileges, comment' => qq{
-	  SELECT c.oid::regclass, c.relkind, c.relacl, obj_description(c.oid, 'pg_class')
+	  SELECT c.oid::regclass, c.relkind,
+	         coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char",
+	                                       c.relowner)),
+	         obj_description(c.oid, 'pg_class')
 	    FROM pg_class c WHERE c.oid IN ($members) ORDER BY c.oid::regclass::text},
 	'columns of capaccess.customer' => q{
 	  SELECT attnum, attname, format_type(atttypid, atttypmod), attnotnull,
@@ -79,7 +94,8 @@ my %aspects = (
 	                            WHERE relnamespace = 'capaccess'::regnamespace))
 	   ORDER BY 1, 2},
 	'schema capaccess: privileges, comment' => q{
-	  SELECT nspacl, obj_description(oid, 'pg_namespace')
+	  SELECT coalesce(nspacl, acldefault('n', nspowner)),
+	         obj_description(oid, 'pg_namespace')
 	    FROM pg_namespace WHERE nspname = 'capaccess'},
 );
 
@@ -92,9 +108,20 @@ SELECT proacl FROM pg_proc
 	qr/app=X/,
 	'the grant made at 1.0 is kept');
 
-# and once it is revoked again, the privileges are the fresh install's
-$node->safe_psql('updated',
-	'REVOKE EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text) FROM app');
+# and once they are revoked again, the privileges are the fresh
+# install's, and so are the initial privileges: the update recorded none of
+# the grants made at 1.0 as the extension's own (pg_dump would leave them
+# out of every dump)
+$node->safe_psql('updated', q{
+REVOKE EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text),
+	capaccess_register(bigint, bigint, text),
+	capaccess_update(jsonb, jsonb), capaccess_fnv1a(bytea), capaccess_stats(),
+	capaccess_verify(),
+	capaccess.state_hash(bigint, bigint, bigint, bigint, text) FROM app;
+REVOKE USAGE ON SCHEMA capaccess FROM app;
+REVOKE SELECT ON capaccess.customer FROM app;
+REVOKE SELECT ON SEQUENCE capaccess.seq FROM app;
+});
 
 for my $aspect (sort keys %aspects)
 {
