@@ -623,7 +623,6 @@ EXCEPTION WHEN OTHERS THEN
 	RETURN SQLSTATE || ': ' || SQLERRM;
 END
 $$;
-SELECT slots, slots_held FROM capaccess_stats();
 SELECT count(*) > 10 AS counters FROM capaccess_counters();
 SELECT count(*) AS gates_held FROM capaccess_gates();
 SELECT capaccess_blocking_pids(pg_backend_pid()) AS blocking;
@@ -631,6 +630,7 @@ SELECT s, pg_temp.try(s) FROM (VALUES
 	('SELECT capaccess_consume(1101, 1)'),
 	('SELECT capaccess_peek(1101)'),
 	('SELECT capaccess_verify()'),
+	('SELECT capaccess_stats()'),
 	('SELECT capaccess_stats_reset()'),
 	('SELECT capaccess_update(1101, 0)'),
 	('SELECT capaccess_reset_all()')
@@ -698,7 +698,9 @@ SELECT c.oid::regclass AS relation, count(a.grantee) AS granted_to_others
  WHERE c.oid IN ('capaccess.customer'::regclass, 'capaccess.seq'::regclass)
  GROUP BY c.oid ORDER BY c.oid::regclass::text;
 SELECT conname, convalidated FROM pg_constraint
- WHERE conrelid = 'capaccess.customer'::regclass ORDER BY conname;
+ WHERE conrelid = 'capaccess.customer'::regclass
+   AND contype <> 'n'		-- 18 lists NOT NULL constraints here too
+ ORDER BY conname;
 SELECT customer_id, cap, used, clock, octet_length(access) AS access_bytes,
        left(access, 10) AS access_start
   FROM capaccess.customer
@@ -707,7 +709,7 @@ SELECT customer_id, cap, used, clock, octet_length(access) AS access_bytes,
 SELECT * FROM capaccess_verify();
 SELECT slots_held FROM capaccess_stats();
 -- Who may run which function: the owner, what the setup granted, and
--- pg_monitor's four; PUBLIC only the hash functions (proacl NULL).
+-- pg_monitor's three; PUBLIC only the hash functions (proacl NULL).
 SELECT p.oid::regprocedure AS function,
        string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC'
                        WHEN a.grantee = p.proowner THEN 'owner'
@@ -761,6 +763,9 @@ DROP ROLE capaccess_atk_app, capaccess_atk_reader, capaccess_atk_monitor,
 -- extension needs the superuser, so an administrator runs it here.
 -- ======================================================================
 \c capaccess_attack_squat :su
+-- PostgreSQL 18 adds the script's statement to an error in an extension
+-- script as CONTEXT; the errors themselves are what this part compares.
+\set SHOW_CONTEXT never
 GRANT CREATE ON SCHEMA public TO capaccess_atk_squatter;
 
 -- a) the schema capaccess, with a table customer and a state_hash of its own

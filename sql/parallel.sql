@@ -1,6 +1,9 @@
 -- Parallel query: the functions are PARALLEL UNSAFE, so a plan that would
 -- use workers runs them in the leader, and nothing breaks.
-SET force_parallel_mode = regress;
+-- (force_parallel_mode was renamed debug_parallel_query in 16)
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END,
+                  'regress', false) AS parallel_mode;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
@@ -24,6 +27,8 @@ SELECT count(*) FROM capaccess.customer
 SELECT count(*) FROM capaccess_verify();
 SELECT slots_held FROM capaccess_stats();
 
-RESET force_parallel_mode;
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END,
+                  'off', false) AS parallel_mode;
 SELECT used, clock FROM capaccess.customer WHERE customer_id = 60;
 DROP TABLE charges;
