@@ -74,3 +74,11 @@ check-isolation:
 
 check-tap:
 	$(prove_installcheck)
+
+# pg_upgrade to this server from an older one, both with capaccess
+# installed: make check-pg-upgrade CAPACCESS_OLD_PG_CONFIG=/path/to/pg_config
+.PHONY: check-pg-upgrade
+check-pg-upgrade: PROVE_TESTS = t/upgrade/*.pl
+check-pg-upgrade: export CAPACCESS_OLD_PG_CONFIG
+check-pg-upgrade:
+	$(prove_installcheck)

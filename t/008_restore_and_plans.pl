@@ -49,7 +49,17 @@ SELECT capaccess_register(2, 1);
 SELECT capaccess_update(1, 7);
 SELECT capaccess_update(2, 1);
 SELECT capaccess_update(2, -1);
+CREATE ROLE restore_app LOGIN;
+GRANT EXECUTE ON FUNCTION capaccess_consume(bigint, bigint) TO restore_app;
 });
+my $all_columns = 'SELECT customer_id, cap, used, access, clock, seq, state_hash, updated_at '
+  . 'FROM capaccess.customer ORDER BY 1';
+my $grants = q{
+SELECT p.oid::regprocedure, a.grantee::regrole, a.privilege_type
+  FROM pg_proc p, aclexplode(p.proacl) a
+ WHERE p.proname LIKE 'capaccess%' ORDER BY 1, 2};
+my $dumped_rows = $node->safe_psql('postgres', $all_columns);
+my $dumped_grants = $node->safe_psql('postgres', $grants);
 my $dumped_seq =
   $node->safe_psql('postgres', 'SELECT max(seq) FROM capaccess.customer');
 my $dump = PostgreSQL::Test::Utils::tempdir . '/capaccess.dump';
@@ -116,10 +126,19 @@ $node->command_ok(
 	[ 'pg_restore', '-d', $node->connstr('restored'), $dump ],
 	'pg_restore of the whole dump into a new database');
 is(rows_of('restored'), "1|7|1\n2|0|2", 'restored: the dumped rows');
+is($node->safe_psql('restored', $all_columns),
+	$dumped_rows, 'restored: every column of every row as dumped');
+is($node->safe_psql('restored', $grants),
+	$dumped_grants, 'restored: the grants on the functions as dumped');
+is( $node->safe_psql(
+		'restored', 'SELECT updated, clock FROM capaccess_consume(1, 1)',
+		extra_params => [ '-U', 'restore_app' ]),
+	't|2',
+	'restored: the application role calls, and the clock continues');
 is( $node->safe_psql('restored',
 		'SELECT used, clock FROM capaccess_update(1, 1); '
 		  . 'SELECT used, clock FROM capaccess_update(2, 1)'),
-	"8|2\n1|3",
+	"9|3\n1|3",
 	'restored: calls are accepted and continue the dumped clocks');
 cmp_ok(
 	$node->safe_psql('restored', 'SELECT min(seq) FROM capaccess.customer'),
