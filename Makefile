@@ -79,6 +79,6 @@ check-tap:
 # installed: make check-pg-upgrade CAPACCESS_OLD_PG_CONFIG=/path/to/pg_config
 .PHONY: check-pg-upgrade
 check-pg-upgrade: PROVE_TESTS = t/upgrade/*.pl
-check-pg-upgrade: export CAPACCESS_OLD_PG_CONFIG
+export CAPACCESS_OLD_PG_CONFIG
 check-pg-upgrade:
 	$(prove_installcheck)
