@@ -287,7 +287,6 @@ extern int64 *capaccess_slot_busy_customers(uint64 scope, int *n);
 
 /* gate.c */
 extern uint32 capaccess_wait_event_gate;
-extern uint32 capaccess_wait_event_deadlock;
 extern void capaccess_gate_register_callbacks(void);
 extern bool capaccess_gate_is_held(uint64 scope, int64 customer_id);
 extern bool capaccess_gate_acquire(int slot, uint64 scope, int64 customer_id);

@@ -356,7 +356,7 @@ walk_pause(void)
 		if (ms <= 0)
 			return true;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 ms, capaccess_wait_event_deadlock);
+						 ms, capaccess_wait_event_gate);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

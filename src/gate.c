@@ -161,12 +161,14 @@ static int	waiting_slot = -1;
 static bool exit_hook_registered = false;
 
 /*
- * The wait events of a gate waiter and of a deadlock check's pause (see
- * CAPACCESS_WAIT_EVENT_NEW), looked up once per backend before its first
- * take of a gate, while a failure still changes nothing.
+ * The wait event of a gate waiter, and of its pauses in a deadlock check
+ * (see CAPACCESS_WAIT_EVENT_NEW): looked up once per backend before its
+ * first take of a gate, while a failure still changes nothing.  The server
+ * has room for 128 custom wait events, shared by all extensions; if others
+ * took them all, taking a gate fails with PostgreSQL's "too many custom
+ * wait events" until the server restarts.  capaccess takes one.
  */
 uint32		capaccess_wait_event_gate = PG_WAIT_EXTENSION;
-uint32		capaccess_wait_event_deadlock = PG_WAIT_EXTENSION;
 
 /* This transaction commits asynchronously and flushes after the release. */
 static bool flush_after_release = false;
@@ -550,8 +552,6 @@ gate_prepare_take(void)
 	if (!exit_hook_registered)
 	{
 		capaccess_wait_event_gate = CAPACCESS_WAIT_EVENT_NEW("CapaccessGate");
-		capaccess_wait_event_deadlock =
-			CAPACCESS_WAIT_EVENT_NEW("CapaccessDeadlockCheck");
 		on_shmem_exit(gate_shmem_exit, (Datum) 0);
 		exit_hook_registered = true;
 	}
