@@ -852,6 +852,7 @@ SELECT p.oid::regprocedure, p.proowner::regrole = 'capaccess_atk_squatter'::regr
 SELECT capaccess_consume(1, 1) AS integer_literals;
 DROP EXTENSION capaccess;
 
+\set SHOW_CONTEXT errors
 \c :db :su
 DROP DATABASE capaccess_attack_squat WITH (FORCE);
 DROP ROLE capaccess_atk_squatter;

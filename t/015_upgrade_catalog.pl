@@ -92,6 +92,8 @@ my %aspects = (
 	      OR (i.classoid = 'pg_class'::regclass
 	          AND i.objoid IN (SELECT oid FROM pg_class
 	                            WHERE relnamespace = 'capaccess'::regnamespace))
+	      OR (i.classoid = 'pg_namespace'::regclass
+	          AND i.objoid = 'capaccess'::regnamespace)
 	   ORDER BY 1, 2},
 	'schema capaccess: privileges, comment' => q{
 	  SELECT coalesce(nspacl, acldefault('n', nspowner)),
