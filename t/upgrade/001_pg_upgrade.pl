@@ -20,10 +20,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+# make check-pg-upgrade is the only way here: without an old server, fail
 my $old_pg_config = $ENV{CAPACCESS_OLD_PG_CONFIG}
-  or plan skip_all => 'CAPACCESS_OLD_PG_CONFIG names no older server';
+  or BAIL_OUT('CAPACCESS_OLD_PG_CONFIG must name the old server\'s pg_config');
 my $old_bindir = `$old_pg_config --bindir`;
 chomp $old_bindir;
+BAIL_OUT("$old_pg_config --bindir failed") if $? != 0 || !-x "$old_bindir/initdb";
 (my $old_install = $old_bindir) =~ s{/bin$}{};
 
 my $old = PostgreSQL::Test::Cluster->new('old', install_path => $old_install);
@@ -160,6 +162,12 @@ is($new->safe_psql('legacy', $rows), $before{legacy}{$rows},
 	'legacy: ALTER EXTENSION UPDATE keeps every row');
 is($new->safe_psql('legacy', 'SELECT * FROM capaccess_verify()'),
 	'', 'legacy: capaccess_verify() is empty after the update');
+is($new->safe_psql('legacy', $init_privs), $new->safe_psql('app', $init_privs),
+	"legacy: after the update, the initial privileges are those of app's install of 1.1, the grant made at 1.0 not among them"
+);
+like($new->safe_psql('legacy', $grants),
+	qr/^capaccess_update\(bigint,bigint,bigint,text\)\|app\|EXECUTE$/m,
+	'legacy: and the grant made at 1.0 is kept');
 
 # The next call of every customer, by the application's role: the clock
 # goes on by one, the seq is above every seq the old cluster handed out,
@@ -172,8 +180,10 @@ SELECT string_agg(format('%s:%s:%s:%s', g, updated, clock, seq), ' '
 	extra_params => [ '-U', 'app' ]);
 my %old_clock = map { (split /\|/)[0] => (split /\|/)[4] }
   split /\n/, $before{app}{$rows};
+my @calls = split / /, $next;
+is(scalar(@calls), 40, 'app: 40 customers called');
 my ($gaps, $refused, $low, $prev) = (0, 0, 0, 0);
-for my $call (split / /, $next)
+for my $call (@calls)
 {
 	my ($id, $updated, $clock, $seq) = split /:/, $call;
 	$refused++ if $updated ne 't';
