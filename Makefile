@@ -33,7 +33,8 @@ ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(srcdir)/regress
 
 TAP_TESTS = 1
 
-EXTRA_CLEAN = tmp_check tmp_check_iso tmp_check_nopreload output_iso output_nopreload \
+EXTRA_CLEAN = tmp_check tmp_check_iso tmp_check_nopreload tmp_check_updated \
+	output_iso output_nopreload output_updated \
 	results regression.diffs regression.out log
 
 PG_CONFIG ?= pg_config
@@ -71,6 +72,14 @@ check-nopreload:
 
 check-isolation:
 	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+# The same suite on an install updated from 1.0: setup_updated replaces
+# setup.
+.PHONY: check-regress-updated
+check-regress-updated:
+	$(pg_regress_installcheck) --encoding=UTF8 --no-locale \
+		--temp-instance=./tmp_check_updated --temp-config=$(srcdir)/regress.conf \
+		--outputdir=./output_updated setup_updated $(filter-out setup,$(REGRESS))
 
 check-tap:
 	$(prove_installcheck)
