@@ -164,9 +164,10 @@ static bool exit_hook_registered = false;
  * The wait event of a gate waiter, and of its pauses in a deadlock check
  * (see CAPACCESS_WAIT_EVENT_NEW): looked up once per backend before its
  * first take of a gate, while a failure still changes nothing.  The server
- * has room for 128 custom wait events, shared by all extensions; if others
- * took them all, taking a gate fails with PostgreSQL's "too many custom
- * wait events" until the server restarts.  capaccess takes one.
+ * has room for 127 custom wait events, shared by all extensions and
+ * injection points; if others took them all, taking a gate fails with
+ * PostgreSQL's "too many custom wait events" until the server restarts.
+ * capaccess takes one.
  */
 uint32		capaccess_wait_event_gate = PG_WAIT_EXTENSION;
 
