@@ -1,9 +1,10 @@
 -- Parallel query: the functions are PARALLEL UNSAFE, so a plan that would
 -- use workers runs them in the leader, and nothing breaks.
 -- (force_parallel_mode was renamed debug_parallel_query in 16)
-SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
-                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END,
-                  'regress', false) AS parallel_mode;
+SELECT CASE WHEN current_setting('server_version_num')::int >= 160000
+            THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END
+       AS parallel_mode \gset
+SET :parallel_mode = regress;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
@@ -27,8 +28,6 @@ SELECT count(*) FROM capaccess.customer
 SELECT count(*) FROM capaccess_verify();
 SELECT slots_held FROM capaccess_stats();
 
-SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
-                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END,
-                  'off', false) AS parallel_mode;
+RESET :parallel_mode;
 SELECT used, clock FROM capaccess.customer WHERE customer_id = 60;
 DROP TABLE charges;

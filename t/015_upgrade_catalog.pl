@@ -19,19 +19,20 @@ $node->safe_psql('postgres', 'CREATE ROLE app');
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('postgres', 'CREATE DATABASE updated');
 $node->safe_psql('fresh', 'CREATE EXTENSION capaccess');
+# Grants on every object of 1.0, as administrators make them: the update
+# must not record them as the extension's initial privileges.
+my @grants_on_1_0 = (
+	'EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text),
+		capaccess_register(bigint, bigint, text), capaccess_update(jsonb, jsonb),
+		capaccess_fnv1a(bytea), capaccess_stats(), capaccess_verify(),
+		capaccess.state_hash(bigint, bigint, bigint, bigint, text)',
+	'USAGE ON SCHEMA capaccess',
+	'SELECT ON capaccess.customer',
+	'SELECT ON SEQUENCE capaccess.seq');
+$node->safe_psql('updated', "CREATE EXTENSION capaccess VERSION '1.0';\n"
+	  . join('', map { "GRANT $_ TO app;\n" } @grants_on_1_0));
 $node->safe_psql(
 	'updated', q{
-CREATE EXTENSION capaccess VERSION '1.0';
-GRANT EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text) TO app;
--- grants on every object of 1.0, as administrators make them: the update
--- must not record them as the extension's initial privileges
-GRANT EXECUTE ON FUNCTION capaccess_register(bigint, bigint, text),
-	capaccess_update(jsonb, jsonb), capaccess_fnv1a(bytea), capaccess_stats(),
-	capaccess_verify(),
-	capaccess.state_hash(bigint, bigint, bigint, bigint, text) TO app;
-GRANT USAGE ON SCHEMA capaccess TO app;
-GRANT SELECT ON capaccess.customer TO app;
-GRANT SELECT ON SEQUENCE capaccess.seq TO app;
 SELECT capaccess_register(g, 100, 'basic') FROM generate_series(1, 20) g;
 SELECT capaccess_update(g % 20 + 1, 1) FROM generate_series(1, 200) g;
 });
@@ -114,16 +115,8 @@ SELECT proacl FROM pg_proc
 # install's, and so are the initial privileges: the update recorded none of
 # the grants made at 1.0 as the extension's own (pg_dump would leave them
 # out of every dump)
-$node->safe_psql('updated', q{
-REVOKE EXECUTE ON FUNCTION capaccess_update(bigint, bigint, bigint, text),
-	capaccess_register(bigint, bigint, text),
-	capaccess_update(jsonb, jsonb), capaccess_fnv1a(bytea), capaccess_stats(),
-	capaccess_verify(),
-	capaccess.state_hash(bigint, bigint, bigint, bigint, text) FROM app;
-REVOKE USAGE ON SCHEMA capaccess FROM app;
-REVOKE SELECT ON capaccess.customer FROM app;
-REVOKE SELECT ON SEQUENCE capaccess.seq FROM app;
-});
+$node->safe_psql('updated',
+	join('', map { "REVOKE $_ FROM app;\n" } @grants_on_1_0));
 
 for my $aspect (sort keys %aspects)
 {
