@@ -1,0 +1,143 @@
+#!/bin/bash
+# The 1000-client proof through the proxy (scaleout/cluster race [CLIENTS]).
+#
+# On the running cluster (scaleout/cluster start), CLIENTS pgbench clients
+# (default 1000) of the proxy each make one call on the same customer, as
+# the role billing_admin (no superuser anywhere on the way): first with
+# capaccess_update(customer_id, 1), then, on a second customer, with
+# capaccess_update(query jsonb, data jsonb).  Each call's result is logged
+# in the proxy database in the statement that makes the call, so the log
+# holds only calls whose update had committed on the partition.
+#
+# Passes when, for each form: every client's call was logged and accepted,
+# the clocks are exactly 1..CLIENTS with distinct seq values, the owning
+# partition (the one hashint8(customer_id) & (N - 1) names) holds
+# used = clock = CLIENTS, no other partition holds the customer, and
+# capaccess_verify() is empty on every partition.  Exits 1 otherwise.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+clients=${1:-1000}
+row_customer=${CAPACCESS_RACE_CUSTOMER:-1}
+json_customer=$((row_customer + 1))
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+bindir=$($PG_CONFIG --bindir)
+
+eval "$("$here/cluster" env)"
+n=$("$here/cluster" partitions)
+
+run_as()
+{
+	local user=$1
+	shift
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- env PGHOST="$PGHOST" PGPORT="$PGPORT" \
+			PGDATABASE="$PGDATABASE" PGUSER="$user" "$@"
+	else
+		env PGUSER="$user" "$@"
+	fi
+}
+
+proxy_sql()
+{
+	run_as postgres "$bindir/psql" -X -q -At -v ON_ERROR_STOP=1 "$@"
+}
+
+# partition_sql K ARG...: psql into partition K as postgres
+partition_sql()
+{
+	local k=$1
+	shift
+	(
+		eval "$("$here/cluster" env "$k")"
+		run_as postgres "$bindir/psql" -X -q -At -v ON_ERROR_STOP=1 "$@"
+	)
+}
+
+work=$(mktemp -d /tmp/capaccess-race.XXXXXX)
+chmod 755 "$work"
+trap 'rm -rf "$work"' EXIT
+ulimit -n 8192 2>/dev/null || true
+
+proxy_sql <<EOF
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS race_log, race_log_json;
+SELECT capaccess_unregister($row_customer), capaccess_unregister($json_customer);
+SELECT customer_id FROM capaccess_register($row_customer, 1000000000, 'standard');
+SELECT customer_id FROM capaccess_register($json_customer, 1000000000, 'standard');
+CREATE TABLE race_log AS SELECT * FROM capaccess_update(0, 0) WITH NO DATA;
+CREATE TABLE race_log_json (answer jsonb NOT NULL);
+GRANT INSERT ON race_log, race_log_json TO billing_admin;
+EOF
+
+echo "INSERT INTO race_log SELECT * FROM capaccess_update($row_customer, 1);" \
+	>"$work/row.pgbench"
+echo "INSERT INTO race_log_json VALUES (capaccess_update('{\"customer_id\": $json_customer}'::jsonb, '{\"consume\": 1}'::jsonb));" \
+	>"$work/json.pgbench"
+
+failed=0
+
+# check FORM CUSTOMER LOG_QUERY: print the facts and PASS or FAIL
+check()
+{
+	local form=$1 customer=$2 log_query=$3 owner facts k on_others verify
+	owner=$(proxy_sql -c "SELECT capaccess.partition_of($customer)")
+	facts=$(proxy_sql -F ' ' -c "
+		WITH l AS ($log_query)
+		SELECT count(*), count(*) FILTER (WHERE updated),
+			   count(DISTINCT clock) FILTER (WHERE updated),
+			   coalesce(min(clock) FILTER (WHERE updated), 0),
+			   coalesce(max(clock) FILTER (WHERE updated), 0),
+			   count(DISTINCT seq) FILTER (WHERE updated)
+		  FROM l")
+	read -r calls accepted clocks min_clock max_clock seqs <<<"$facts"
+	read -r used clock <<<"$(partition_sql "$owner" -F ' ' -c \
+		"SELECT used, clock FROM capaccess.customer WHERE customer_id = $customer")"
+	on_others=0
+	for ((k = 0; k < n; k++)); do
+		[ "$k" -eq "$owner" ] && continue
+		on_others=$((on_others + $(partition_sql "$k" -c \
+			"SELECT count(*) FROM capaccess.customer WHERE customer_id = $customer")))
+	done
+	verify=$(proxy_sql -c "SELECT count(*) FROM capaccess_verify()")
+	printf '%s form, customer %s on partition %s of %s:\n' "$form" "$customer" "$owner" "$n"
+	printf '  %-44s %s\n' "clients, one call each" "$clients" \
+		"calls logged / accepted" "$calls / $accepted" \
+		"distinct clocks (min..max)" "$clocks ($min_clock..$max_clock)" \
+		"distinct seq values" "$seqs" \
+		"used, clock on the owning partition" "${used:-none}, ${clock:-none}" \
+		"rows of the customer on other partitions" "$on_others" \
+		"capaccess_verify() rows, all partitions" "$verify"
+	if [ "$calls" -eq "$clients" ] && [ "$accepted" -eq "$clients" ] &&
+		[ "$clocks" -eq "$clients" ] && [ "$min_clock" -eq 1 ] &&
+		[ "$max_clock" -eq "$clients" ] && [ "$seqs" -eq "$clients" ] &&
+		[ "${used:-x}" = "$clients" ] && [ "${clock:-x}" = "$clients" ] &&
+		[ "$on_others" -eq 0 ] && [ "$verify" -eq 0 ]; then
+		echo "  PASS: $form form, $clients of $clients applied, clocks 1..$clients"
+	else
+		echo "  FAIL: $form form"
+		failed=1
+	fi
+}
+
+# pgbench FORM SCRIPT: every client connects first, then makes its one call
+bench()
+{
+	local form=$1 script=$2 start=$SECONDS
+	echo "running $clients clients of the proxy, $form form ..."
+	if ! run_as billing_admin "$bindir/pgbench" -n -c "$clients" -j 2 -t 1 \
+		-f "$script" >"$work/$form.log" 2>&1; then
+		tail -n 20 "$work/$form.log"
+		failed=1
+	fi
+	grep -E '^(number of (transactions actually processed|failed transactions)|tps)' \
+		"$work/$form.log" | sed 's/^/  pgbench: /'
+	echo "  ($((SECONDS - start)) s, most of it opening $clients connections to the proxy and from it to the partition)"
+}
+
+bench row "$work/row.pgbench"
+check row "$row_customer" "SELECT updated, clock, seq FROM race_log"
+bench jsonb "$work/json.pgbench"
+check jsonb "$json_customer" "SELECT (answer->>'updated')::boolean AS updated,
+	(answer->>'clock')::bigint AS clock, (answer->>'seq')::bigint AS seq FROM race_log_json"
+exit $failed
