@@ -5,7 +5,8 @@
 # (default 1000) of the proxy each make one call on the same customer, as
 # the role billing_admin (no superuser anywhere on the way): first with
 # capaccess_update(customer_id, 1), then, on a second customer, with
-# capaccess_update(query jsonb, data jsonb).  Each call's result is logged
+# capaccess_update(query jsonb, data jsonb) (on a customer of another
+# partition, if there are two or more).  Each call's result is logged
 # in the proxy database in the statement that makes the call, so the log
 # holds only calls whose update had committed on the partition.
 #
@@ -19,7 +20,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 clients=${1:-1000}
 row_customer=${CAPACCESS_RACE_CUSTOMER:-1}
-json_customer=$((row_customer + 1))
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 bindir=$($PG_CONFIG --bindir)
 
@@ -58,6 +58,11 @@ work=$(mktemp -d /tmp/capaccess-race.XXXXXX)
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 ulimit -n 8192 2>/dev/null || true
+
+# the jsonb form's customer: the next one that another partition owns
+json_customer=$(proxy_sql -c "SELECT coalesce(min(g), $row_customer + 1)
+	FROM generate_series($row_customer + 1, $row_customer + 1000) g
+	WHERE capaccess.partition_of(g) <> capaccess.partition_of($row_customer)")
 
 proxy_sql <<EOF
 SET client_min_messages = warning;
