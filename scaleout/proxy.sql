@@ -125,6 +125,26 @@ RETURN capaccess.key_hash(customer_id) OPERATOR(pg_catalog.&)
 COMMENT ON FUNCTION capaccess.partition_of(bigint) IS
 'the partition (0-based) that owns a customer: hashint8(customer_id) & (partitions - 1)';
 
+-- A partition number as PL/Proxy's hash for it, or an error if the
+-- cluster has no such partition: the mask would run the call on another
+-- partition and label its rows with the number asked for.
+CREATE FUNCTION capaccess.partition_hash(partition integer)
+RETURNS integer
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer := capaccess.partition_count();
+BEGIN
+	IF partition IS NULL OR partition < 0 OR partition >= n THEN
+		RAISE EXCEPTION 'capaccess has no partition %', coalesce(partition::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('The cluster has %s partitions, numbered from 0 to %s.', n, n - 1);
+	END IF;
+	RETURN partition;
+END
+$$;
+
 CREATE FUNCTION capaccess.all_partitions()
 RETURNS integer[]
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -132,7 +152,8 @@ RETURN ARRAY(SELECT pg_catalog.generate_series(0, capaccess.partition_count() OP
 
 GRANT EXECUTE ON FUNCTION capaccess.key_hash(bigint), capaccess.query_customer(jsonb),
 	capaccess.query_hash(jsonb), capaccess.partition_count(),
-	capaccess.partition_of(bigint), capaccess.all_partitions() TO PUBLIC;
+	capaccess.partition_of(bigint), capaccess.partition_hash(integer),
+	capaccess.all_partitions() TO PUBLIC;
 
 -- ---------------------------------------------------------------------
 -- One customer: run on the partition that owns it
@@ -246,7 +267,8 @@ $$;
 -- ---------------------------------------------------------------------
 -- The whole cluster: every partition named in "partitions", in parallel.
 -- SPLIT hands each partition the elements of the array that map to it,
--- that is its own number, which its rows carry back.
+-- that is its own number, which its rows carry back; a number the cluster
+-- does not have is an error (capaccess.partition_hash).
 -- ---------------------------------------------------------------------
 
 CREATE FUNCTION public.capaccess_stats(partitions integer[] DEFAULT capaccess.all_partitions(),
@@ -270,7 +292,7 @@ RETURNS SETOF record
 LANGUAGE plproxy AS $$
 	CLUSTER 'capaccess';
 	SPLIT partitions;
-	RUN ON partitions;
+	RUN ON capaccess.partition_hash(partitions);
 	SELECT (partitions)[1] AS partition, s.* FROM public.capaccess_stats() s;
 $$;
 
@@ -282,7 +304,7 @@ RETURNS SETOF record
 LANGUAGE plproxy AS $$
 	CLUSTER 'capaccess';
 	SPLIT partitions;
-	RUN ON partitions;
+	RUN ON capaccess.partition_hash(partitions);
 	SELECT (partitions)[1] AS partition, c.* FROM public.capaccess_counters() c;
 $$;
 
@@ -299,7 +321,7 @@ RETURNS SETOF record
 LANGUAGE plproxy AS $$
 	CLUSTER 'capaccess';
 	SPLIT partitions;
-	RUN ON partitions;
+	RUN ON capaccess.partition_hash(partitions);
 	SELECT (partitions)[1] AS partition, g.* FROM public.capaccess_gates() g;
 $$;
 
@@ -312,7 +334,7 @@ RETURNS SETOF record
 LANGUAGE plproxy AS $$
 	CLUSTER 'capaccess';
 	SPLIT partitions;
-	RUN ON partitions;
+	RUN ON capaccess.partition_hash(partitions);
 	SELECT (partitions)[1] AS partition, v.* FROM public.capaccess_verify() v;
 $$;
 
@@ -322,7 +344,7 @@ RETURNS SETOF integer
 LANGUAGE plproxy AS $$
 	CLUSTER 'capaccess';
 	SPLIT partitions;
-	RUN ON partitions;
+	RUN ON capaccess.partition_hash(partitions);
 	SELECT (partitions)[1] AS partition FROM public.capaccess_stats_reset();
 $$;
 
@@ -331,7 +353,7 @@ CREATE FUNCTION public.capaccess_blocking_pids(partition integer, pid integer)
 RETURNS integer[]
 LANGUAGE plproxy STRICT AS $$
 	CLUSTER 'capaccess';
-	RUN ON partition;
+	RUN ON capaccess.partition_hash(partition);
 	SELECT public.capaccess_blocking_pids(pid);
 $$;
 

@@ -141,6 +141,10 @@ is( join(',', map { $_->[0] } rows($watcher, 'SELECT accepted FROM capaccess_sta
 is( one($watcher, 'SELECT accepted FROM capaccess_stats($1)', "{$owner}"),
 	one($part[$owner], 'SELECT accepted FROM capaccess_stats()'),
 	'capaccess_stats(partitions) asks only those');
+like(error_of($watcher, q{SELECT * FROM capaccess_stats('{1,4}')}),
+	qr/^22023 capaccess has no partition 4/, 'asking for a partition the cluster does not have is an error');
+is( join(',', map { $_->[0] } rows($watcher, q{SELECT partition FROM capaccess_stats('{2,2}')})),
+	'2', 'a partition asked for twice answers once');
 is( one($watcher, q{SELECT count(DISTINCT partition) FROM capaccess_counters()
 					 WHERE counter = 'accepted'}), 4, 'capaccess_counters() has each partition\'s');
 is(one($watcher, 'SELECT count(*) FROM capaccess_verify()'), 0, 'capaccess_verify() is empty on every partition');

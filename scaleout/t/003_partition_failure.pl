@@ -93,6 +93,15 @@ sub check_round
 		ok(scalar(grep { $_->{ok} } calls_in($c, $round, $t_fail, $t_back + 1)) > 0,
 			"round $round: customer $c was served while partition $victim was down");
 	}
+	my %kinds;
+	for my $e (grep { !$_->{ok} } map { @{ $calls{$round}{$_} } } @victims)
+	{
+		my $kind = $e->{msg} =~ s/^.*?\[capaccess\] //r;
+		$kind =~ s/"[^"]*"/"..."/g;
+		$kind =~ s/ at \S+ line \d+\.?$//;
+		$kinds{"$e->{state} $kind"}++;
+	}
+	diag("round $round: $kinds{$_} x $_") for sort keys %kinds;
 	diag(sprintf("round %d: %d calls, %d failed; partition %d was down %.1f s",
 			$round, scalar(map { @{ $calls{$round}{$_} } } @all),
 			scalar(grep { !$_->{ok} } map { @{ $calls{$round}{$_} } } @all),
