@@ -29,7 +29,9 @@
 -- Privileges: as in an installed extension, PUBLIC has none; grant each
 -- role what it needs here AND on the partitions.  PL/Proxy connects to the
 -- partitions as the calling role (the cluster's user mapping), so the
--- partitions check their own grants too.
+-- partitions check their own grants too.  Run this script as a superuser,
+-- in one transaction (psql -1): it creates an event trigger that keeps
+-- roles from choosing their own user mappings (below).
 
 SET client_min_messages = warning;
 
@@ -82,6 +84,10 @@ BEGIN
 		IF (v #>> '{}') !~ '^-?[0-9]+$' THEN
 			RETURN NULL;
 		END IF;
+		-- leading zeros are allowed; more than 19 digits are out of range
+		IF length(ltrim(ltrim(v #>> '{}', '-'), '0')) > 19 THEN
+			RETURN NULL;
+		END IF;
 		n := (v #>> '{}')::numeric;
 	ELSIF jsonb_typeof(v) = 'number' THEN
 		n := (v #>> '{}')::numeric;
@@ -104,6 +110,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN capaccess.key_hash(capaccess.query_customer(query));
 
 -- The number of partitions of cluster capaccess: its options p0, p1, ...
+-- (or partition_0, ..., which PL/Proxy accepts too)
 CREATE FUNCTION capaccess.partition_count()
 RETURNS integer
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -112,7 +119,7 @@ BEGIN ATOMIC
 	  FROM pg_catalog.pg_foreign_server s,
 		   LATERAL pg_catalog.unnest(s.srvoptions) o
 	 WHERE s.srvname = 'capaccess'
-	   AND o OPERATOR(pg_catalog.~) '^p[0-9]+=';
+	   AND o OPERATOR(pg_catalog.~) '^(p|partition_)[0-9]+=';
 END;
 
 -- The partition that owns a customer, as PL/Proxy picks it.
@@ -373,6 +380,36 @@ LANGUAGE sql
 BEGIN ATOMIC
 	SELECT pg_catalog.sum(n)::bigint FROM capaccess.reset_all_each(used) n;
 END;
+
+-- ---------------------------------------------------------------------
+-- User mappings: a superuser's only
+--
+-- PL/Proxy needs USAGE on the foreign server from each role that calls,
+-- and USAGE lets a role create or change the user mapping for itself.
+-- With one of its own a role could connect to the partitions as another
+-- role (a superuser, where the partitions trust the proxy), or add
+-- connection options through the mapping's values.  So in this database
+-- only a superuser may create, alter or drop user mappings.
+-- ---------------------------------------------------------------------
+
+CREATE FUNCTION capaccess.refuse_user_mapping_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+		RAISE EXCEPTION 'permission denied to change user mappings in the capaccess proxy database'
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'PL/Proxy connects to the partitions with the calling role''s user mapping; a role that chose its own could connect as another role.',
+				  HINT = 'A superuser creates the user mappings.';
+	END IF;
+END
+$$;
+
+CREATE EVENT TRIGGER capaccess_user_mappings ON ddl_command_start
+	WHEN TAG IN ('CREATE USER MAPPING', 'ALTER USER MAPPING', 'DROP USER MAPPING')
+	EXECUTE FUNCTION capaccess.refuse_user_mapping_ddl();
 
 -- ---------------------------------------------------------------------
 -- Privileges: none for PUBLIC, as in the extension

@@ -41,7 +41,7 @@ for my $k (0 .. $n - 1)
 is($total, 10000, 'the partitions hold 10,000 customers between them');
 is( one($proxy, q{SELECT count(*) FROM generate_series(1, 10000) g
 				   WHERE capaccess.partition_of(g) <> (hashint8(g) & 3)}),
-	0, "the proxy's capaccess.partition_of() agrees with hashint8(id) & 3");
+	0, "the proxy's capaccess.partition_of() computes hashint8(id) & 3 (it counts 4 partitions in the server's options)");
 
 # a customer and the connection to its partition
 my $c = 4242;
@@ -116,6 +116,16 @@ like(error_of($app, 'SELECT * FROM capaccess_reset($1)', $c),
 $proxy->do('REVOKE EXECUTE ON FUNCTION capaccess_reset(bigint, bigint) FROM app');
 is(row_on($owner, $c), '0,50,gold,5', 'and nothing changed');
 
+# user mappings: USAGE on the server would let a role map itself to
+# another role on the partitions; the proxy's event trigger refuses it
+like(error_of($app, q{CREATE USER MAPPING FOR CURRENT_USER SERVER capaccess OPTIONS (user 'postgres')}),
+	qr/^42501 .*permission denied to change user mappings in the capaccess proxy database/,
+	'a role may not create a user mapping of its own');
+is(one($proxy, q{SELECT count(*) FROM pg_user_mappings WHERE srvname = 'capaccess'}), 1,
+	'the only mapping is still the PUBLIC one');
+like(error_of($app, q{SELECT * FROM capaccess_update(1, 1)}), qr/^42501 /,
+	'and app still has only its own rights');
+
 # not atomic with the proxy's transaction: documented, and so tested
 $app->begin_work;
 $app->do('SELECT * FROM capaccess_consume($1, 1)', undef, $c);
@@ -138,11 +148,11 @@ is( join(',', map { $_->[0] } rows($watcher, 'SELECT partition FROM capaccess_st
 is( join(',', map { $_->[0] } rows($watcher, 'SELECT accepted FROM capaccess_stats() ORDER BY partition')),
 	join(',', map { one($_, 'SELECT accepted FROM capaccess_stats()') } @part),
 	'each row is its partition\'s own');
-is( one($watcher, 'SELECT accepted FROM capaccess_stats($1)', "{$owner}"),
-	one($part[$owner], 'SELECT accepted FROM capaccess_stats()'),
+is( join(',', map { "$_->[0]:$_->[1]" } rows($watcher, 'SELECT partition, accepted FROM capaccess_stats($1)', "{$owner}")),
+	"$owner:" . one($part[$owner], 'SELECT accepted FROM capaccess_stats()'),
 	'capaccess_stats(partitions) asks only those');
 like(error_of($watcher, q{SELECT * FROM capaccess_stats('{1,4}')}),
-	qr/^22023 capaccess has no partition 4/, 'asking for a partition the cluster does not have is an error');
+	qr/^22023 .*capaccess has no partition 4/, 'asking for a partition the cluster does not have is an error');
 is( join(',', map { $_->[0] } rows($watcher, q{SELECT partition FROM capaccess_stats('{2,2}')})),
 	'2', 'a partition asked for twice answers once');
 is( one($watcher, q{SELECT count(DISTINCT partition) FROM capaccess_counters()
@@ -159,7 +169,8 @@ my $held = one($holder, 'SELECT clock FROM capaccess_update($1, 1)', $c);
 my $waiter = db('proxy', 'app');
 # (no bind values: DBD::Pg runs a statement that has them synchronously)
 $waiter->do("SELECT clock FROM capaccess_consume($c, 1)", { pg_async => DBD::Pg::PG_ASYNC() });
-ok( wait_until(20, sub { one($watcher, 'SELECT waiters FROM capaccess_gates() WHERE customer_id = $1', $c) }),
+# (within capaccess.idle_holder_timeout, 10 s, which would end the holder)
+ok( wait_until(8, sub { one($watcher, 'SELECT waiters FROM capaccess_gates() WHERE customer_id = $1', $c) }),
 	'capaccess_gates() shows the call queued through the proxy');
 my ($gp, $hpid, $wpid) = $watcher->selectrow_array(
 	'SELECT partition, holder_pid, oldest_waiter_pid FROM capaccess_gates() WHERE customer_id = $1',

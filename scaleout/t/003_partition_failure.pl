@@ -75,8 +75,13 @@ sub check_round
 		ok(@errors > 0, "round $round: calls for customer $c (partition $victim) failed while it was down");
 		is( scalar(grep { $_->{t0} < $t_fail - 0.5 || $_->{t0} > $t_back + 1 } @errors), 0,
 			"round $round: and only then");
+		# from the failure, or the call's start if later, to its error
 		my $slowest = 0;
-		for (@errors) { $slowest = $_->{t1} - $_->{t0} if $_->{t1} - $_->{t0} > $slowest }
+		for (@errors)
+		{
+			my $took = $_->{t1} - ($_->{t0} > $t_fail ? $_->{t0} : $t_fail);
+			$slowest = $took if $took > $slowest;
+		}
 		cmp_ok($slowest, '<=', $bound, sprintf(
 			"round $round: each failed within %d s (slowest %.3f s)", $bound, $slowest));
 		my @unclear = grep { $_->{msg} !~ /public\.capaccess_consume\(2\): \[capaccess\] / } @errors;
@@ -202,5 +207,30 @@ is($holder_clock, $before[-1]{clock} + 1, 'the holder had been given the next cl
 is($first[0]{clock}, $holder_clock,
 	'after the crash the next accepted call gets that clock: the rolled-back update left no trace and no gap');
 check_data('after the crash and restart', 2);
+
+# --- 3: a partition that does not answer ------------------------------------
+# Its postmaster stopped with SIGSTOP: a new connection to it waits
+# forever (PL/Proxy ignores connect_timeout).  The proxy's
+# statement_timeout bounds the call (scaleout/cluster sets 30 s for the
+# roles; 3 s here).
+my $pm = (split /\n/, `cat "$dir/p$victim/postmaster.pid"`)[0];
+kill 'STOP', $pm;
+my $fresh = db('proxy', 'app');
+$fresh->do(q{SET statement_timeout = '3s'});
+my $t0 = time;
+my $hung = eval {
+	$fresh->selectrow_array('SELECT clock FROM capaccess_consume($1, 1)', undef, $victims[1]);
+	1;
+} ? 'no error' : ($fresh->state . ' ' . ($@ =~ s/\s+/ /gr));
+my $took = time - $t0;
+my $other = eval { one($fresh, 'SELECT clock FROM capaccess_consume($1, 1)', $others[0]) };
+kill 'CONT', $pm;
+like($hung, qr/^57014 .*canceling statement due to statement timeout/,
+	'a call for a partition that does not answer ends with the proxy\'s statement_timeout');
+cmp_ok($took, '<', 6, sprintf('within its 3 s and a little (%.1f s)', $took));
+ok(defined $other, 'the same session then calls another partition');
+push @{ $calls{3}{ $others[0] } }, { ok => 1, t0 => time, t1 => time, clock => $other };
+$calls{3}{$_} //= [] for @all;
+check_data('after the partition answered again', 2);
 
 done_testing();

@@ -19,6 +19,8 @@ our @EXPORT = qw(cluster start_cluster stop_cluster db one rows
   start_workers stop_workers read_log wait_until);
 
 my $top = abs_path(dirname(__FILE__) . '/../..');
+my %workers;		# every worker still running, so that END stops them
+my $parent = $$;
 my $cluster = "$top/scaleout/cluster";
 
 # run scaleout/cluster ARG...; dies on failure, returns its output
@@ -44,6 +46,7 @@ sub start_cluster
 
 sub stop_cluster
 {
+	stop_workers([ keys %workers ]) if %workers;
 	cluster('stop') if $ENV{CAPACCESS_SCALEOUT_DIR};
 }
 
@@ -94,6 +97,15 @@ sub wait_until
 #   ok START END CLOCK SEQ        or     err START END SQLSTATE MESSAGE
 # A lost connection to the proxy is reopened (the proxy itself never
 # stops in these tests; its connections to a partition do).
+END
+{
+	if ($$ == $parent && %workers)
+	{
+		kill 'KILL', keys %workers;
+		waitpid($_, 0) for keys %workers;
+	}
+}
+
 sub start_workers
 {
 	my ($dir, $user, @customers) = @_;
@@ -104,47 +116,60 @@ sub start_workers
 		die "fork: $!" unless defined $pid;
 		if ($pid == 0)
 		{
-			open my $log, '>', "$dir/$c" or die "$dir/$c: $!";
-			$log->autoflush(1);
-			my $stop = 0;
-			local $SIG{TERM} = sub { $stop = 1 };
-			my $dbh;
-			while (!$stop)
-			{
-				my $t0 = time;
-				my @r = eval {
-					$dbh //= db('proxy', $user);
-					$dbh->selectrow_array(
-						'SELECT clock, seq FROM capaccess_consume(?, 1)',
-						undef, $c);
-				};
-				my $t1 = time;
-				if (@r && defined $r[0])
-				{
-					printf $log "ok %.3f %.3f %d %d\n", $t0, $t1, @r;
-				}
-				else
-				{
-					my $state = ($dbh && $dbh->state) || 'none';
-					my $msg = $@ || 'no row';
-					$msg =~ s/\s+/ /g;
-					printf $log "err %.3f %.3f %s %s\n", $t0, $t1, $state, $msg;
-					$dbh = undef if !$dbh || !$dbh->ping;
-					sleep 0.05;
-				}
-			}
+			# a worker never returns into the test, nor runs its END blocks
+			eval { work("$dir/$c", $user, $c) };
+			print STDERR "worker for customer $c: $@" if $@;
 			POSIX::_exit(0);
 		}
+		$workers{$pid} = 1;
 		push @pids, $pid;
 	}
 	return \@pids;
+}
+
+# one worker's loop, until SIGTERM or its parent is gone
+sub work
+{
+	my ($file, $user, $c) = @_;
+	open my $log, '>', $file or die "$file: $!";
+	$log->autoflush(1);
+	my $stop = 0;
+	local $SIG{TERM} = sub { $stop = 1 };
+	my $dbh;
+	while (!$stop && getppid() == $parent)
+	{
+		my $t0 = time;
+		my @r = eval {
+			$dbh //= db('proxy', $user);
+			$dbh->selectrow_array(
+				'SELECT clock, seq FROM capaccess_consume(?, 1)', undef, $c);
+		};
+		my $t1 = time;
+		if (@r && defined $r[0])
+		{
+			printf $log "ok %.3f %.3f %d %d\n", $t0, $t1, @r;
+		}
+		else
+		{
+			my $state = ($dbh && $dbh->state) || 'none';
+			my $msg = $@ || 'no row';
+			$msg =~ s/\s+/ /g;
+			printf $log "err %.3f %.3f %s %s\n", $t0, $t1, $state, $msg;
+			$dbh = undef if !$dbh || !$dbh->ping;
+			sleep 0.05;
+		}
+	}
 }
 
 sub stop_workers
 {
 	my ($pids) = @_;
 	kill 'TERM', @$pids;
-	waitpid($_, 0) for @$pids;
+	for (@$pids)
+	{
+		waitpid($_, 0);
+		delete $workers{$_};
+	}
 }
 
 # read_log(FILE): [ { ok, t0, t1, clock, seq | state, msg } ... ] in order
