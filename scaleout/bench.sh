@@ -58,7 +58,8 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 [ -n "$out" ] || out=$top/bench/results/$stamp-scaleout
 mkdir -p "$out"
 work=$(mktemp -d /tmp/capaccess-scaleout-bench.XXXXXX)
-chmod 755 "$work"
+# postgres's alone: the direct server's socket is in it, and trusts
+chmod 700 "$work"
 chown postgres: "$work"
 export CAPACCESS_SCALEOUT_DIR=$work/cluster
 export CAPACCESS_SCALEOUT_PORT=${CAPACCESS_BENCH_PORT:-6840}
@@ -100,11 +101,11 @@ used_sum()
 {
 	local target=$1 n=$2 k sum=0
 	if [ "$target" = direct ]; then
-		psql_at "$direct_env" -d postgres -c 'SELECT sum(used) FROM capaccess.customer'
+		psql_at "$direct_env" -d postgres -c 'SELECT coalesce(sum(used), 0) FROM capaccess.customer'
 		return
 	fi
 	for ((k = 0; k < n; k++)); do
-		sum=$((sum + $(psql_at "$(part_env "$k")" -c 'SELECT sum(used) FROM capaccess.customer')))
+		sum=$((sum + $(psql_at "$(part_env "$k")" -c 'SELECT coalesce(sum(used), 0) FROM capaccess.customer')))
 	done
 	echo "$sum"
 }
@@ -164,7 +165,7 @@ failed_any=0
 # point N WORKLOAD CLIENTS ROUND TARGET
 point()
 {
-	local n=$1 workload=$2 c=$3 round=$4 target=$5 env before after tx failed lost tps lat window
+	local n=$1 workload=$2 c=$3 round=$4 target=$5 env before after tx failed lost tps lat window rc
 	local script=$work/$workload.pgbench log=$work/pgbench.out
 	if [ "$target" = direct ]; then
 		env="$direct_env PGDATABASE=postgres"
@@ -176,11 +177,17 @@ point()
 	# 64 clients and more: 20 s more for the ramp, which steady() leaves out
 	runuser -u postgres -- env $env PGUSER=postgres "$PGBIN/pgbench" -n -c "$c" \
 		-j "$((c < 2 ? c : 2))" -T "$((seconds + (c >= 64 ? 20 : 0)))" -f "$script" --log \
-		--log-prefix="$work/point" >"$log" 2>&1 || true
+		--log-prefix="$work/point" >"$log" 2>&1 && rc=0 || rc=$?
 	after=$(used_sum "$target" "$n")
 	tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")
 	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log")
-	[ -n "$tx" ] || { cat "$log"; tx=0; failed=1; }
+	[ -n "$tx" ] || { tx=0; failed=1; }
+	# pgbench counts only serialization and deadlock failures; any other
+	# error aborts its client, and pgbench exits 2
+	if [ "$rc" -ne 0 ] || grep -q 'aborted' "$log"; then
+		tail -n 5 "$log"
+		failed=$(( ${failed:-0} > 0 ? failed : 1 ))
+	fi
 	lost=$((tx - (after - before)))
 	read -r tps lat window <<<"$(steady "$work"/point.*)"
 	echo "$n,$workload,$c,$round,$target,$tps,$lat,$window,$tx,${failed:-0},$lost" >>"$csv"

@@ -179,6 +179,15 @@ is($gp, $owner, 'on the owning partition');
 is($hpid, one($holder, 'SELECT pg_backend_pid()'), 'held by the direct session');
 is( one($watcher, 'SELECT capaccess_blocking_pids($1, $2)::text', $owner, $wpid),
 	"{$hpid}", 'capaccess_blocking_pids(partition, pid) names the holder');
+# a call cancelled on the proxy (its statement_timeout) leaves the queue
+# on the partition too: PL/Proxy cancels the remote statement
+my $impatient = db('proxy', 'app');
+$impatient->do(q{SET statement_timeout = '1s'});
+like(error_of($impatient, 'SELECT * FROM capaccess_consume($1, 1)', $c),
+	qr/^57014 .*canceling statement due to statement timeout/,
+	'a call queued through the proxy ends with the proxy\'s statement_timeout');
+ok( wait_until(5, sub { one($watcher, 'SELECT waiters FROM capaccess_gates() WHERE customer_id = $1', $c) == 1 }),
+	'and its remote call left the queue on the partition (one waiter left)');
 $holder->commit;
 $waiter->pg_result;
 is(row_on($owner, $c), '3,50,gold,8', 'the queued call ran after the holder, clock 8');

@@ -19,6 +19,12 @@ like($out, qr/^  PASS: row form, 1000 of 1000 applied, clocks 1\.\.1000$/m,
 like($out, qr/^  PASS: jsonb form, 1000 of 1000 applied, clocks 1\.\.1000$/m,
 	'jsonb form: 1000 clients of the proxy, 1000 applied, clocks 1..1000');
 
+for my $form ('row', 'jsonb')
+{
+	my ($waited) = $out =~ /^\Q$form\E form, customer.*?calls that waited for the customer's gate\s+(\d+)/ms;
+	cmp_ok($waited // 0, '>', 0, "$form form: the calls queued on the gate (" . ($waited // 'none') . ' waited)');
+}
+
 # the same facts, read here rather than from the script's own report
 my $proxy = db('proxy');
 for my $t (['row', 'SELECT clock FROM race_log WHERE updated ORDER BY clock'],
