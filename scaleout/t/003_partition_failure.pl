@@ -18,7 +18,7 @@ use Time::HiRes qw(time sleep);
 
 my $n = 4;
 my $victim = 1;
-my $bound = 5;		# seconds a failing call may take (connect_timeout = 5)
+my $bound = 5;		# seconds a failing call may take, from the failure on
 my $dir = start_cluster($n, 6760);
 END { stop_cluster() }
 
