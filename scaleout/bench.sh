@@ -123,7 +123,7 @@ part_env()
 	echo "postgresql: $(psql_at "$direct_env" -d postgres -c 'SELECT version()')"
 	echo "plproxy: $(dpkg-query -W -f '${Version}' postgresql-15-plproxy 2>/dev/null || echo unknown)"
 	echo "pgbench: $("$PGBIN/pgbench" --version) (-j up to 2)"
-	echo "point: $seconds s; tps and mean latency over the steady part: from 1 s after every client's first call to the last 10%"
+	echo "point: $seconds s (and a ramp); tps and mean latency over the steady part: from 1 s after 95% of the clients had their first answer to the last 10%"
 	echo "servers: max_connections = 1100, shared_buffers = 128MB, fsync on; Unix sockets"
 	echo "rounds: $rounds"
 } >"$out/machine.txt"
