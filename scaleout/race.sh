@@ -57,7 +57,9 @@ partition_sql()
 
 work=$(mktemp -d /tmp/capaccess-race.XXXXXX)
 chmod 755 "$work"
-trap 'rm -rf "$work"' EXIT
+barrier1=727274
+barrier2=727275
+trap '{ release_barrier "$barrier1"; release_barrier "$barrier2"; } >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 ulimit -n 8192 2>/dev/null || true
 
 # the jsonb form's customer: the next one that another partition owns
@@ -85,8 +87,6 @@ EOF
 # drains (1000 exits on 2 cores would slow every hand-off down).  The
 # proxy's statement_timeout (60 s) is off: the barriers are not calls, and
 # on 2 cores the last of 1000 queued calls can wait half a minute.
-barrier1=727274
-barrier2=727275
 script()
 {
 	echo "SET statement_timeout = 0;"
@@ -179,8 +179,15 @@ wait_for()
 {
 	local pid=$1 what=$2 sql=$3 n=0 since=$SECONDS
 	while kill -0 "$pid" 2>/dev/null; do
-		n=$(proxy_sql -c "$sql")
+		n=$(proxy_sql -c "$sql" || echo 0)
 		[ "$n" -ge "$clients" ] && break
+		# a client that failed before the barrier never arrives: give up
+		if [ $((SECONDS - since)) -gt 900 ]; then
+			echo "  only $n of $clients clients after 900 s: giving up"
+			kill "$pid" 2>/dev/null
+			failed=1
+			break
+		fi
 		sleep 0.2
 	done
 	echo "  $n clients $what ($((SECONDS - since)) s)"

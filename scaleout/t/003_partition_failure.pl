@@ -211,7 +211,7 @@ check_data('after the crash and restart', 2);
 # --- 3: a partition that does not answer ------------------------------------
 # Its postmaster stopped with SIGSTOP: a new connection to it waits
 # forever (PL/Proxy ignores connect_timeout).  The proxy's
-# statement_timeout bounds the call (scaleout/cluster sets 30 s for the
+# statement_timeout bounds the call (scaleout/cluster sets 60 s for the
 # roles; 3 s here).
 my $pm = (split /\n/, `cat "$dir/p$victim/postmaster.pid"`)[0];
 kill 'STOP', $pm;
