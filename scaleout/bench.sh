@@ -111,9 +111,11 @@ used_sum()
 	echo "$sum"
 }
 
+# part_env [K]: PGHOST=... PGPORT=... PGDATABASE=... of partition K, or of
+# the proxy without K
 part_env()
 {
-	"$here/cluster" env "$1" | sed 's/^export //; s/PGUSER=[^ ]*//'
+	"$here/cluster" env ${1:+"$1"} | sed 's/^export //; s/PGUSER=[^ ]*//'
 }
 
 {
@@ -171,7 +173,7 @@ point()
 	if [ "$target" = direct ]; then
 		env="$direct_env PGDATABASE=postgres"
 	else
-		env="$("$here/cluster" env | sed 's/^export //; s/PGUSER=[^ ]*//')"
+		env=$(part_env)
 	fi
 	before=$(used_sum "$target" "$n")
 	rm -f "$work"/point.*
@@ -226,10 +228,7 @@ for n in "${P[@]}"; do
 			done
 		done
 	done
-	verify=$("$here/cluster" env | sed 's/^export //' | {
-		read -r line
-		runuser -u postgres -- env $line "$PGBIN/psql" -X -At -c 'SELECT count(*) FROM capaccess_verify()'
-	})
+	verify=$(psql_at "$(part_env)" -c 'SELECT count(*) FROM capaccess_verify()')
 	echo "$n partition(s): capaccess_verify() rows on every partition: $verify"
 	[ "$verify" = 0 ] || failed_any=1
 	"$here/cluster" stop >/dev/null
